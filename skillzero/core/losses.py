@@ -13,6 +13,13 @@ and the trainer minimises ``sum(coef_i * term_i(batch, log_probs))``. A term rea
 batch keys it needs (documented in :mod:`skillzero.core.trajectory`) and declares them
 in :attr:`LossTerm.requires`, so the trainer computes only what some term asks for
 (the frozen reference model is built only when a term requires ``ref_log_probs``).
+
+Aggregation: terms reduce per-token values with :func:`token_mean`. The trainer splits a
+mini-batch into micro-batches (and ranks) and puts ``token_weight`` in each micro-batch,
+so the partial token means of the micro-batches *sum* to the exact token mean of the
+whole mini-batch, whatever the micro-batch size or the number of ranks. Metrics a term
+returns are aggregated the same way (summed over micro-batches and ranks), so compute
+them with :func:`token_mean` too.
 """
 
 from __future__ import annotations
@@ -25,6 +32,20 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     import torch
     from tensordict import TensorDict
+
+
+def token_mean(values: torch.Tensor, batch: TensorDict) -> torch.Tensor:
+    """Token-mean of per-token ``values`` (B, R) over the response tokens.
+
+    Inside the trainer this is this micro-batch's share of the mini-batch token mean
+    (``sum(values * token_weight)``); on a batch without ``token_weight`` (a unit test, a
+    one-off call) it is the plain masked mean over ``response_mask``.
+    """
+    weight = batch.get("token_weight", None)
+    if weight is None:
+        mask = batch.get("response_mask").to(values.dtype)
+        return (values * mask).sum() / mask.sum().clamp(min=1.0)
+    return (values * weight.to(values.dtype)).sum()
 
 
 @dataclass
@@ -62,9 +83,20 @@ class LossTerm(ABC):
 class AdvantageEstimator(ABC):
     """Computes ``advantages`` for a whole collected batch (before mini-batching)."""
 
+    #: batch keys this estimator reads besides the rollout layout
+    requires: ClassVar[frozenset[str]] = frozenset()
+
     @abstractmethod
     def __call__(self, batch: TensorDict) -> torch.Tensor:
-        """Return advantages of shape (B,) (one per step sample) or (B, R)."""
+        """Return advantages of shape (B,) (one per step sample) or (B, R).
+
+        Rows with ``group_id == -1`` are padding (see
+        :func:`skillzero.core.trajectory.pad_to_multiple`); give them 0.
+        """
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the last call (e.g. the share of singleton step groups)."""
+        return {}
 
 
 @dataclass

@@ -24,12 +24,20 @@ key                         shape/dtype  meaning
 ``anchor_key``              (B,) long    hash of the raw current observation (GiGPO)
 ``task_type``               (B,) str     non-tensor: the task's category
 ``skill_ids``               (B,) tuple   non-tensor: skills that were in the prompt
+``task_id``                 (B,) str     non-tensor: the task's stable id
+``prompt_context``          (B,) object  non-tensor: the :class:`PromptContext` the prompt
+                                         was built from (teachers rebuild prompts from it)
 ==========================  ===========  =====================================================
 
 ``input_ids``/``attention_mask``/``position_ids`` of shape ``(B, P + R)`` are derived by
 :func:`model_inputs`. The trainer adds keys as the iteration proceeds: ``old_log_probs``
-(recomputed before the update), ``ref_log_probs``, ``teacher_log_probs`` and
-``advantages`` (B,) or (B, R).
+(recomputed before the update), ``ref_log_probs``, ``teacher_log_probs`` (B, R);
+``penalty`` (B,) f32, the invalid-action penalty of the step (``coef * (1 - action_valid)``);
+``training_step`` (B,) long, the update step the batch belongs to; ``advantages`` (B,) or
+(B, R); and, per micro-batch, ``token_weight`` (B, R) f32: ``response_mask`` divided by the
+number of response tokens of the whole mini-batch on all ranks, so that summing
+``values * token_weight`` over the micro-batches and ranks gives the exact token mean of
+the mini-batch (see :func:`skillzero.core.losses.token_mean`).
 
 Collation uses TensorDict lazy stacks: each sample is a TensorDict of ragged 1-D
 sequences, and :func:`collate_steps` pads them in one pass with
@@ -41,6 +49,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tensordict import NonTensorStack, TensorDict, lazy_stack
@@ -65,11 +74,16 @@ class Keys:
     ANCHOR_KEY = "anchor_key"
     TASK_TYPE = "task_type"
     SKILL_IDS = "skill_ids"
+    TASK_ID = "task_id"
+    PROMPT_CONTEXT = "prompt_context"
     # added by the trainer
     OLD_LOG_PROBS = "old_log_probs"
     REF_LOG_PROBS = "ref_log_probs"
     TEACHER_LOG_PROBS = "teacher_log_probs"
     ADVANTAGES = "advantages"
+    PENALTY = "penalty"
+    TRAINING_STEP = "training_step"
+    TOKEN_WEIGHT = "token_weight"
 
 
 K = Keys
@@ -99,6 +113,8 @@ class StepSample:
     anchor_observation: str = ""
     task_type: str = ""
     skill_ids: tuple[str, ...] = field(default_factory=tuple)
+    task_id: str = ""
+    prompt_context: Any = None
 
     def __post_init__(self) -> None:
         if len(self.response_ids) != len(self.rollout_log_probs):
@@ -167,6 +183,8 @@ def collate_steps(samples: Sequence[StepSample], pad_token_id: int = 0) -> Tenso
     td = TensorDict(data, batch_size=[batch])
     td[K.TASK_TYPE] = NonTensorStack(*[s.task_type for s in samples])
     td[K.SKILL_IDS] = NonTensorStack(*[tuple(s.skill_ids) for s in samples])
+    td[K.TASK_ID] = NonTensorStack(*[s.task_id for s in samples])
+    td[K.PROMPT_CONTEXT] = NonTensorStack(*[s.prompt_context for s in samples])
     return td
 
 
