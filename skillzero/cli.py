@@ -1,6 +1,6 @@
 """The ``skillzero`` command line.
 
-Built-in commands: ``plugins``, ``envs``, ``train``, ``eval``. Plugins add their own
+Built-in commands: ``plugins``, ``envs``, ``train``, ``eval``, ``plot``. Plugins add their own
 (``skillzero alfworld check``, ...) through the ``register_commands`` hook. Errors the
 user can fix (bad config, unknown names, missing data) print one clear message and exit
 with status 2; a feature that is not installed exits with status 3.
@@ -96,10 +96,10 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _load_config(overrides: Sequence[str]) -> Any:
+def _load_config(overrides: Sequence[str], *, fill_required: bool = False) -> Any:
     from skillzero.core.config import compose, validate
 
-    return validate(compose(overrides))
+    return validate(compose(overrides, fill_required=fill_required))
 
 
 def _run_entry(module: str, function: str, what: str, cfg: Any) -> int:
@@ -126,13 +126,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.overrides)
+    # evaluation does not use an algorithm: don't make the user choose one
+    cfg = _load_config(args.overrides, fill_required=True)
     if args.print_config:
         from omegaconf import OmegaConf
 
         print(OmegaConf.to_yaml(cfg))
         return 0
     return _run_entry("skillzero.core.evaluation", "evaluate", "evaluation", cfg)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from skillzero.core.metrics_log import METRICS_FILE, read_metrics
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / METRICS_FILE).is_file():
+        raise CommandError(f"{run_dir} has no {METRICS_FILE}: not a training run folder?")
+    if not read_metrics(run_dir):
+        raise CommandError(f"{run_dir / METRICS_FILE} has no metrics yet")
+    try:
+        from skillzero.core.plotting import plot_run
+
+        paths = plot_run(run_dir, Path(args.out) if args.out else None)
+    except ImportError as exc:
+        raise CommandError(str(exc), EXIT_UNAVAILABLE) from None
+    if not paths:
+        raise CommandError(f"{run_dir / METRICS_FILE} has none of the metrics the plots show")
+    for path in paths:
+        print(path)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -166,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--print-config", action="store_true", help="print the composed config and exit"
         )
         p.set_defaults(handler=handler)
+
+    p = sub.add_parser("plot", help="draw a run's learning curves (PNG files) from metrics.jsonl")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (trainer.output_dir)")
+    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default RUN_DIR/plots)")
+    p.set_defaults(handler=_cmd_plot)
 
     for spec in registry.components("commands").values():
         if spec.name in sub.choices:

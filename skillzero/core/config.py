@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_MODULE = "skillzero.configs"
 PRIMARY_CONFIG = "config"
-GROUPS: tuple[str, ...] = ("env", "algo", "model", "backend", "skills", "trainer")
+GROUPS: tuple[str, ...] = ("env", "algo", "model", "backend", "skills", "trainer", "experiment")
 
 
 class ConfigError(ValueError):
@@ -133,11 +133,26 @@ class SkillsConfig:
 
 @dataclass
 class OptimConfig:
+    """AdamW with a linear warm-up, then a constant (or cosine-decayed) learning rate."""
+
     lr: float = 1e-6
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
     warmup_steps: int = 0
+    scheduler: str = "constant"
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
+
+
+@dataclass
+class FSDPConfig:
+    """FSDP2 settings. ``mixed_precision``: null (parameters in ``model.dtype``) or
+    ``bf16``/``fp16`` (compute in that dtype, gradients reduced in float32)."""
+
+    mixed_precision: str | None = None
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
 
 
 @dataclass
@@ -150,15 +165,40 @@ class TrainerConfig:
     ppo_epochs: int = 1
     minibatch_size: int = 64
     microbatch_size: int = 8
+    log_prob_microbatch_size: int | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     output_dir: str = "runs/${now:%Y%m%d-%H%M%S}"
     resume: bool = False
     save_every: int = 0
+    keep_checkpoints: int = 2
     val_every: int = 0
+    val_before_train: bool = False
     val_tasks: int = 12
+    val_envs: int = 8
     loggers: list[str] = field(default_factory=lambda: ["console", "jsonl"])
+    wandb_project: str = "skillzero"
+    plots: bool = True
+    progress: bool = True
+    log_prompts: int = 2
     deterministic: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    """``skillzero eval``: which weights, which split, how many tasks.
+
+    ``checkpoint`` is a checkpoint folder written by the trainer (its ``model``
+    subfolder is loaded) or a Hugging Face model folder; null evaluates ``model``.
+    """
+
+    checkpoint: str | None = None
+    split: str | None = None
+    num_tasks: int | None = None
+    num_envs: int = 8
+    seed: int = 0
+    output: str | None = None
 
 
 @dataclass
@@ -169,6 +209,7 @@ class SkillzeroConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     skills: SkillsConfig = field(default_factory=SkillsConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,6 +224,38 @@ def _group_overrides(overrides: Sequence[str]) -> dict[str, str]:
         if sep and key in GROUPS:
             chosen[key] = value
     return chosen
+
+
+def _schema_paths() -> set[str]:
+    """Every dotted key path of :class:`SkillzeroConfig` (``trainer.optim.lr``, ...)."""
+    paths: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        for key in node:
+            path = f"{prefix}{key}"
+            paths.add(path)
+            child = node._get_node(key)
+            kind = child._metadata.object_type if isinstance(child, DictConfig) else None
+            if kind is not None and kind is not dict:  # a nested schema, not a free dict
+                walk(child, path + ".")
+
+    walk(OmegaConf.structured(SkillzeroConfig), "")
+    return paths
+
+
+def _allow_schema_keys(overrides: Sequence[str]) -> list[str]:
+    """Rewrite ``key=value`` as ``++key=value`` when ``key`` is a schema field, so that a
+    setting whose default lives only in the schema (not in the group's yaml file) can
+    still be overridden on the command line."""
+    paths = _schema_paths()
+    out = []
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if sep and key in paths and "." in key and not key.startswith(("+", "~")):
+            out.append("++" + item)
+        else:
+            out.append(item)
+    return out
 
 
 def _mandatory_groups() -> list[str]:
@@ -201,11 +274,18 @@ def _mandatory_groups() -> list[str]:
     ]
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = PRIMARY_CONFIG) -> DictConfig:
+def compose(
+    overrides: Sequence[str] = (),
+    config_name: str = PRIMARY_CONFIG,
+    *,
+    fill_required: bool = False,
+) -> DictConfig:
     """Compose the config from the packaged groups and every plugin's config paths.
 
     A group option that does not exist, or a required group left out, raises a
-    :class:`ConfigError` that lists the available options.
+    :class:`ConfigError` that lists the available options. With ``fill_required`` a
+    required group left out gets its first option instead (``grpo`` for ``algo`` when
+    present): for commands such as ``skillzero eval`` that do not use that group.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -224,15 +304,20 @@ def compose(overrides: Sequence[str] = (), config_name: str = PRIMARY_CONFIG) ->
                     problems.append(
                         f"unknown {group} {value!r}; available: {', '.join(options) or '(none)'}"
                     )
+            overrides = list(overrides)
             for group in _mandatory_groups():
                 if group not in chosen:
                     options = loader.get_group_options(group)
+                    if fill_required and options:
+                        pick = "grpo" if "grpo" in options else options[0]
+                        overrides.append(f"{group}={pick}")
+                        continue
                     problems.append(
                         f"choose {group}=<name>; available: {', '.join(options) or '(none)'}"
                     )
             if problems:
                 raise ConfigError("\n".join(problems))
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(config_name=config_name, overrides=_allow_schema_keys(overrides))
     except HydraException as exc:
         raise ConfigError(str(exc).strip()) from None
     except OmegaConfBaseException as exc:

@@ -50,7 +50,7 @@ def register_envs(register: Register) -> None:
     """Register multi-turn text environments (benchmarks).
 
     ``register(name, *, env, tasks, prompt, parser, task_types=(), config=None,
-    description="")`` where
+    metrics=None, description="")`` where
 
     - ``env``: factory ``(env_cfg: Mapping) -> TextEnv``. It runs inside env-pool worker
       processes, so it must be importable by reference (a module-level callable or a
@@ -63,6 +63,11 @@ def register_envs(register: Register) -> None:
       use them.
     - ``config``: optional dataclass, the structured schema of the env's config group
       entry; composed configs are validated against it.
+    - ``metrics``: optional factory ``(records: list[dict]) -> dict[str, float]`` that
+      aggregates finished episodes (dicts with ``task_type``, ``task_id``, ``won``,
+      ``length``, ``valid_actions``) into the env's own metrics, e.g. success per task
+      type under the names papers use. Without it the trainer reports success overall
+      and per ``task_type``.
 
     See :mod:`skillzero.core.env` for the contracts.
     """

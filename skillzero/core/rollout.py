@@ -48,7 +48,10 @@ class Generation:
 
     ``token_ids`` are the response tokens (stop strings included when generation stopped
     on one, the EOS token excluded), ``log_probs[i]`` the sampling policy's log-prob of
-    ``token_ids[i]``; ``finish_reason`` is ``stop``, ``length`` or ``eos``.
+    ``token_ids[i]``; ``finish_reason`` is ``stop``, ``length`` or ``eos``. When it is
+    ``eos``, backends put the EOS token and its log-prob in ``extra`` (``eos_token_id``,
+    ``eos_log_prob``): the trainer appends that token to the response so the policy also
+    learns when to stop.
     """
 
     prompt_ids: list[int]

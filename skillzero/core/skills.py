@@ -51,6 +51,16 @@ class SkillProvider(ABC):
     def skills_for(self, task: Task, task_text: str = "") -> list[Skill]:
         """The skills for ``task``, most relevant first."""
 
+    def sources(self) -> tuple[str, ...]:
+        """Every skill source this provider can show, in bank order; empty when the
+        provider has no fixed set of sources (a curriculum then has nothing to rank)."""
+        return ()
+
+    def general_sources(self) -> tuple[str, ...]:
+        """The sources shown to every task; a curriculum keeps them while any skill is
+        in context."""
+        return ()
+
     def set_active_sources(self, sources: Sequence[str] | None) -> None:
         """Restrict (or, with ``None``, stop restricting) which skill sources are used."""
         self.active_sources = None if sources is None else frozenset(sources)
@@ -120,6 +130,12 @@ class StaticSkillProvider(SkillProvider):
             if not self.by_category or s.category in ("general", task.task_type)
         ]
         return self._filter(chosen)
+
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.source for s in self.skills))
+
+    def general_sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.source for s in self.skills if s.category == "general"))
 
 
 class NoSkills(SkillProvider):

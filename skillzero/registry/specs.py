@@ -65,6 +65,7 @@ class EnvSpec:
     parser: Factory
     task_types: tuple[str, ...] = ()
     config: type | None = None
+    metrics: Factory | None = None
     description: str = ""
     plugin: str = ""
 
@@ -79,6 +80,10 @@ class EnvSpec:
 
     def make_action_parser(self, env_cfg: Any) -> Any:
         return resolve(self.parser)(env_cfg)
+
+    def episode_metrics(self, records: list[dict[str, Any]]) -> dict[str, float] | None:
+        """The env's own episode metrics (None when it registered no ``metrics``)."""
+        return None if self.metrics is None else resolve(self.metrics)(records)
 
 
 @dataclass(frozen=True)

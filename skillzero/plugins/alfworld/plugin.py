@@ -27,6 +27,7 @@ def register_envs(register: Any) -> None:
         parser="skillzero.plugins.alfworld.prompt:AlfworldActionParser",
         task_types=TASK_TYPE_NAMES,
         config=AlfworldConfig,
+        metrics="skillzero.plugins.alfworld.metrics:episode_metrics",
         description="ALFWorld household tasks on the TextWorld engine (3,553 train games)",
     )
 

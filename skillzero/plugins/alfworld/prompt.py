@@ -77,7 +77,9 @@ class AlfworldPrompt:
     def build(self, ctx: PromptContext) -> ChatMessages:
         parts = [ROLE]
         skills = ctx.skill_block.strip()
-        taken = len(ctx.history)
+        # ctx.step, not len(history): a caller may pass a shortened history (to fit a
+        # token limit) without changing how many steps the agent has taken.
+        taken = max(ctx.step - 1, len(ctx.history))
         if taken == 0:
             # First step: the observation itself states the task.
             if skills:

@@ -128,6 +128,8 @@ class TransformersBackend(RolloutBackend):
         outputs: list[list[int]] = [[] for _ in rows]
         log_probs: list[list[float]] = [[] for _ in rows]
         finish: list[str] = ["length"] * len(rows)
+        # rows that stopped on EOS: (token, log-prob), reported in Generation.extra
+        eos_seen: dict[int, tuple[int, float]] = {}
         # Prefill in chunks of distinct prompts; decode each chunk's rows together.
         for start in range(0, len(distinct), self.prefill_batch_size):
             end = min(start + self.prefill_batch_size, len(distinct))
@@ -141,6 +143,7 @@ class TransformersBackend(RolloutBackend):
                 outputs,
                 log_probs,
                 finish,
+                eos_seen,
             )
 
         results: list[list[Generation]] = [[] for _ in keys]
@@ -153,6 +156,11 @@ class TransformersBackend(RolloutBackend):
                     text=text,
                     log_probs=log_probs[r],
                     finish_reason=finish[r],
+                    extra=(
+                        {"eos_token_id": eos_seen[r][0], "eos_log_prob": eos_seen[r][1]}
+                        if r in eos_seen
+                        else {}
+                    ),
                 )
             )
         return results
@@ -167,6 +175,7 @@ class TransformersBackend(RolloutBackend):
         outputs: list[list[int]],
         log_probs: list[list[float]],
         finish: list[str],
+        eos_seen: dict[int, tuple[int, float]],
     ) -> None:
         from transformers import DynamicCache
 
@@ -216,6 +225,7 @@ class TransformersBackend(RolloutBackend):
                 token = int(tokens[b])
                 if token in self.eos_token_ids:
                     finish[r] = "eos"
+                    eos_seen[r] = (token, float(chosen[b]))
                     continue
                 outputs[r].append(token)
                 log_probs[r].append(float(chosen[b]))

@@ -102,9 +102,14 @@ class VLLMBackend(RolloutBackend):
                 finish = completion.finish_reason or "length"
                 if finish == "stop" and completion.stop_reason is None:
                     finish = "eos"
+                extra = {}
                 if finish == "eos" and token_ids and token_ids[-1] in self._eos_ids():
-                    # match the transformers backend: the EOS token is not part of the response
-                    token_ids, log_probs = token_ids[:-1], log_probs[:-1]
+                    # match the transformers backend: the EOS token is not part of the
+                    # response text; it is reported in `extra` for the trainer
+                    extra = {"eos_token_id": token_ids[-1]}
+                    if len(log_probs) == len(token_ids):
+                        extra["eos_log_prob"] = log_probs[-1]
+                    token_ids, log_probs = token_ids[:-1], log_probs[: len(token_ids) - 1]
                 generations.append(
                     Generation(
                         prompt_ids=list(prompt),
@@ -112,6 +117,7 @@ class VLLMBackend(RolloutBackend):
                         text=completion.text,
                         log_probs=log_probs,
                         finish_reason=finish,
+                        extra=extra,
                     )
                 )
             results.append(generations)

@@ -1,0 +1,165 @@
+"""``skillzero eval``: success of a model or checkpoint on an env split.
+
+Plays every task of the split (or the first ``eval.num_tasks``) once, with the validation
+sampling settings (``backend.val_sampling``) and the configured skill provider
+(``skills=none`` measures the zero-skill agent), and reports success overall and per task
+type, valid-action ratio, episode length, and prompt/response/skill tokens per step, as
+a printed table and a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from skillzero import registry
+from skillzero.core.collector import Assignment, Collector
+from skillzero.core.config import to_container
+from skillzero.core.models import resolve_model_path
+from skillzero.core.pool import EnvPool
+from skillzero.core.skills import render_skill_block
+from skillzero.core.training import _mix_seed, episode_metrics, sampling_params
+
+
+def resolve_eval_model(cfg: DictConfig) -> str:
+    """The weights to evaluate: ``eval.checkpoint`` (a trainer checkpoint folder, whose
+    ``model`` subfolder holds the weights, or a model folder), else ``model``."""
+    checkpoint = cfg.eval.checkpoint
+    if checkpoint:
+        path = Path(str(checkpoint)).expanduser()
+        if (path / "model" / "config.json").is_file():
+            return str(path / "model")
+        if (path / "config.json").is_file():
+            return str(path)
+        raise FileNotFoundError(
+            f"eval.checkpoint={checkpoint!r} is neither a checkpoint folder (with model/) "
+            "nor a Hugging Face model folder (with config.json)"
+        )
+    return resolve_model_path(cfg.model)
+
+
+def format_report(metrics: dict[str, float], title: str) -> str:
+    """A two-column table of the report's metrics."""
+    rows = [(key, value) for key, value in metrics.items()]
+    width = max(len(key) for key, _ in rows) if rows else 10
+    lines = [title, "-" * (width + 12)]
+    for key, value in rows:
+        shown = f"{value:.3f}" if abs(value - round(value)) > 1e-9 else f"{round(value)}"
+        lines.append(f"{key:<{width}}  {shown:>9}")
+    return "\n".join(lines)
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate and return the report (metrics, per-episode results, settings)."""
+    from transformers import AutoTokenizer
+
+    env_spec = registry.get("envs", cfg.env.name)
+    env_cfg = to_container(cfg.env)
+    split = str(cfg.eval.split or cfg.env.val_split)
+    tasks = list(env_spec.list_tasks(env_cfg, split))
+    if cfg.eval.num_tasks:
+        tasks = tasks[: int(cfg.eval.num_tasks)]
+    if not tasks:
+        raise ValueError(f"env {cfg.env.name!r} has no tasks in split {split!r}")
+    model_path = resolve_eval_model(cfg)
+    model_cfg = to_container(cfg.model)
+    model_cfg["path"] = model_path
+    backend = registry.get("rollout_backends", cfg.backend.name).create(
+        model_cfg, to_container(cfg.backend)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    skills_cfg = to_container(cfg.skills)
+    skills_cfg["bank"] = skills_cfg.get("bank") or cfg.env.name
+    provider = registry.get("skill_providers", skills_cfg["provider"]).create(skills_cfg)
+    builder = env_spec.make_prompt_builder(env_cfg)
+
+    def render(prov: Any, ctx: Any) -> Any:
+        task_text_of = getattr(builder, "task_text", None)
+        text = task_text_of(ctx) if callable(task_text_of) else ctx.first_observation
+        return render_skill_block(
+            prov.skills_for(ctx.task, text),
+            count_tokens=lambda s: len(tokenizer.encode(s, add_special_tokens=False)),
+            budget_tokens=cfg.skills.budget_tokens,
+        )
+
+    started = time.perf_counter()
+    seed = int(cfg.eval.seed)
+    with EnvPool(
+        env_spec.env,
+        env_cfg,
+        num_groups=max(1, min(int(cfg.eval.num_envs), len(tasks))),
+        group_size=1,
+        workers=int(cfg.env.pool.workers),
+        backend=str(cfg.env.pool.backend),
+        seed=seed,
+        receive_timeout=cfg.env.pool.receive_timeout,
+    ) as pool:
+        from skillzero.core.metrics_log import progress
+
+        collector = Collector(
+            pool,
+            backend,
+            builder,
+            env_spec.make_action_parser(env_cfg),
+            max_prompt_tokens=int(cfg.env.max_prompt_tokens),
+            render_skills=render,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        bar = progress(len(tasks), f"eval {cfg.env.name}/{split}", unit="ep")
+        result = collector.run(
+            [Assignment(t, _mix_seed(seed, i), i) for i, t in enumerate(tasks)],
+            sampling_params(cfg.backend.val_sampling, seed=seed),
+            skill_provider=provider,
+            record_samples=False,
+            progress=bar,
+        )
+        bar.close()
+    backend.close()
+    metrics = {
+        key.removeprefix("eval/"): value
+        for key, value in episode_metrics(result.episodes, env_spec, "eval").items()
+    }
+    metrics["seconds"] = time.perf_counter() - started
+    return {
+        "env": cfg.env.name,
+        "split": split,
+        "model": model_path,
+        "skills": skills_cfg["provider"],
+        "sampling": to_container(cfg.backend.val_sampling),
+        "metrics": metrics,
+        "episodes": [
+            {
+                **episode.as_record(),
+                "env_return": episode.env_return,
+                "prompt_tokens": episode.prompt_tokens,
+                "response_tokens": episode.response_tokens,
+                "skill_sources": list(episode.skill_sources),
+                "error": episode.error,
+            }
+            for episode in result.episodes
+        ],
+    }
+
+
+def evaluate(cfg: DictConfig) -> int:
+    """Entry point of ``skillzero eval``: prints the table and writes the JSON report."""
+    report = run_evaluation(cfg)
+    if cfg.eval.output:
+        out = Path(str(cfg.eval.output))
+    elif cfg.eval.checkpoint:
+        out = Path(str(cfg.eval.checkpoint)) / f"eval-{report['split']}-{report['skills']}.json"
+    else:
+        out = Path(f"eval-{report['env']}-{report['split']}-{report['skills']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    title = (
+        f"{report['env']} / {report['split']}: {len(report['episodes'])} episodes, "
+        f"skills={report['skills']}, model={report['model']}"
+    )
+    print(format_report(report["metrics"], title))
+    print(f"report: {out}")
+    return 0

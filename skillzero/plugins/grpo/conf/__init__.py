@@ -1,0 +1,1 @@
+"""Hydra config entries of the GRPO plugin (``algo=grpo``, ``algo=gigpo``)."""

@@ -1,0 +1,1 @@
+"""The ``algo`` config group entries ``grpo`` and ``gigpo``."""

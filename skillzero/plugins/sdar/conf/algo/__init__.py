@@ -1,0 +1,1 @@
+"""Hydra config entries of the SDAR plugin (``algo=sdar`` and its baselines)."""

@@ -1,0 +1,213 @@
+"""The SKILL0 curriculum as a trainer callback (``skill0_curriculum``).
+
+It drives :class:`~skillzero.plugins.skill0.curriculum.SkillCurriculum` from the training
+loop:
+
+- ``on_train_start``: builds the curriculum from the sources of the trainer's skill
+  provider (a bank provider such as ``skills=category``) and restricts the provider to
+  the first stage's active set (general + the first ``M-1`` task sources in bank order).
+- ``before_rollout``: applies the budget of the coming step; at a stage boundary that
+  is not a validation step it re-cuts the current ranking, which costs nothing.
+- ``after_update``: every ``every`` steps (never after the last step) plays the
+  validation tasks twice, with *all* task sources available (the provider's restriction
+  lifted, so every source is measured and a dropped one can return) and with no skills,
+  re-ranks the sources and restricts the training provider to the active set of the
+  next step. Logs ``skill0/delta/<source>``, ``skill0/next_budget``,
+  ``skill0/next_active_sources`` and the table ``skill0/helpfulness``; every step's
+  record also has the ``skill0/budget`` and ``skill0/active_sources`` its rollouts used.
+- ``on_train_end``: with ``final_eval_without_skills``, a last validation with no skills
+  (``final/no_skills``): SKILL0's agent runs with zero skills at inference.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from skillzero.core.callbacks import TrainerCallback
+from skillzero.core.skills import NoSkills, SkillProvider
+from skillzero.plugins.skill0.curriculum import HelpfulnessRow, SkillCurriculum
+
+__all__ = ["Skill0Curriculum", "provider_sources", "unrestricted"]
+
+log = logging.getLogger(__name__)
+
+WITH_SKILLS_TAG = "curriculum/with_skills"
+WITHOUT_SKILLS_TAG = "curriculum/without_skills"
+FINAL_TAG = "final/no_skills"
+_BUDGET_KEYS = ("skill0/budget", "skill0/active_sources")
+
+
+def provider_sources(provider: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(all sources, general sources) of a provider: from its ``bank`` when it has one,
+    else from its ``sources()`` / ``general_sources()`` methods."""
+    bank = getattr(provider, "bank", None)
+    if bank is not None:
+        return tuple(bank.sources()), tuple(bank.general_sources)
+    sources = getattr(provider, "sources", None)
+    general = getattr(provider, "general_sources", None)
+    if callable(sources) and callable(general):
+        return tuple(sources()), tuple(general())
+    return (), ()
+
+
+def unrestricted(provider: SkillProvider) -> SkillProvider:
+    """A shallow copy of ``provider`` with every source active. It shares the bank and
+    any caches (embeddings) with the original, whose restriction is left untouched."""
+    full = copy.copy(provider)
+    full.set_active_sources(None)
+    return full
+
+
+class Skill0Curriculum(TrainerCallback):
+    """SKILL0's helpfulness-ranked skill withdrawal (see the module docstring).
+
+    ``every``: validation interval ``d`` in steps; ``max_set_schedule``: the budget of
+    each stage (``None``: the paper's ``M(s)`` with ``num_stages`` stages);
+    ``threshold`` / ``strict``: drop a source when ``Δ < threshold`` (``<=`` if strict);
+    ``final_eval_without_skills``: validate with zero skills after training.
+    """
+
+    name = "skill0_curriculum"
+
+    def __init__(
+        self,
+        every: int = 10,
+        max_set_schedule: Sequence[int] | None = (6, 3, 0),
+        threshold: float = 0.0,
+        strict: bool = False,
+        final_eval_without_skills: bool = True,
+        num_stages: int = 3,
+    ) -> None:
+        if int(every) < 1:
+            raise ValueError(f"skill0_curriculum: every must be >= 1, got {every}")
+        self.every = int(every)
+        self.max_set_schedule = (
+            None if max_set_schedule is None else [int(m) for m in max_set_schedule]
+        )
+        self.num_stages = int(num_stages)
+        self.threshold = float(threshold)
+        self.strict = bool(strict)
+        self.final_eval_without_skills = bool(final_eval_without_skills)
+        self.curriculum: SkillCurriculum | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    # -- hooks ------------------------------------------------------------------------
+
+    def on_train_start(self, trainer: Any) -> None:
+        provider = trainer.skill_provider
+        sources, general = provider_sources(provider)
+        if not sources:
+            raise ValueError(
+                f"skill0_curriculum needs a skill provider over a skill bank (e.g. "
+                f"skills=category with skills.bank=<bank>); the training provider "
+                f"{type(provider).__name__} exposes no skill sources"
+            )
+        bank = getattr(provider, "bank", None)
+        task_types = getattr(getattr(trainer, "env_spec", None), "task_types", ())
+        if bank is not None and task_types and hasattr(bank, "resolve"):
+            # Logs a warning for task types no source serves (their prompts would hold
+            # the general skills only, and no task file could be measured on them).
+            bank.resolve(tuple(task_types))
+        self.curriculum = SkillCurriculum(
+            sources,
+            general,
+            int(trainer.total_steps),
+            max_set_schedule=self.max_set_schedule,
+            num_stages=self.num_stages,
+            threshold=self.threshold,
+            strict=self.strict,
+        )
+        if self._pending_state is not None:
+            self.curriculum.load_state_dict(self._pending_state)
+            self._pending_state = None
+        self._apply(trainer, int(trainer.step) + 1)
+
+    def before_rollout(self, trainer: Any, step: int) -> None:
+        active = self._apply(trainer, step, log_change=False)
+        # every step's record says which budget and how many sources its rollouts used
+        self._log(trainer, self._metrics(step, active, ()), step)
+
+    def after_update(self, trainer: Any, step: int, metrics: dict[str, float]) -> None:
+        if step % self.every != 0 or step >= int(trainer.total_steps):
+            return
+        curriculum = self._require()
+        with_skills = trainer.validate(
+            skill_provider=unrestricted(trainer.skill_provider), tag=WITH_SKILLS_TAG
+        )
+        without_skills = trainer.validate(skill_provider=NoSkills(), tag=WITHOUT_SKILLS_TAG)
+        rows = curriculum.update(step, with_skills.episodes, without_skills.episodes)
+        active = self._apply(trainer, step + 1, log_change=False)
+        metrics = {
+            f"skill0/next_{key.removeprefix('skill0/')}" if key in _BUDGET_KEYS else key: value
+            for key, value in self._metrics(step + 1, active, rows).items()
+        }
+        self._log(trainer, metrics, step)
+        if getattr(trainer, "is_main_process", True):
+            trainer.log_table("skill0/helpfulness", [r.as_dict() for r in rows], step)
+
+    def on_train_end(self, trainer: Any) -> None:
+        if self.final_eval_without_skills:
+            trainer.validate(skill_provider=NoSkills(), tag=FINAL_TAG)
+
+    # -- state ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.curriculum is not None:
+            return self.curriculum.state_dict()
+        return dict(self._pending_state or {})
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        if self.curriculum is not None:
+            self.curriculum.load_state_dict(state)
+        else:
+            # Checkpoints are restored before on_train_start builds the curriculum.
+            self._pending_state = dict(state)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _require(self) -> SkillCurriculum:
+        if self.curriculum is None:
+            raise RuntimeError("skill0_curriculum: on_train_start was not called")
+        return self.curriculum
+
+    def _apply(self, trainer: Any, step: int, log_change: bool = True) -> list[str]:
+        """Restrict the training provider to the active set of ``step``, if it is not
+        already; budget 0 gives the empty set, so no skill is rendered."""
+        curriculum = self._require()
+        active = curriculum.active_sources(step)
+        provider = trainer.skill_provider
+        wanted = frozenset(active)
+        if getattr(provider, "active_sources", None) != wanted:
+            provider.set_active_sources(active)
+            log.info(
+                "skill0: step %d budget %d, active sources: %s",
+                step,
+                curriculum.budget(step),
+                ", ".join(active) or "(none)",
+            )
+            if log_change:
+                self._log(trainer, self._metrics(step, active, ()), step)
+        return active
+
+    def _metrics(
+        self, step: int, active: Sequence[str], rows: Sequence[HelpfulnessRow]
+    ) -> dict[str, float]:
+        curriculum = self._require()
+        metrics = {
+            "skill0/budget": float(curriculum.budget(step)),
+            "skill0/active_sources": float(len(active)),
+        }
+        for row in rows:
+            if row.delta is not None:
+                metrics[f"skill0/delta/{row.source}"] = float(row.delta)
+        return metrics
+
+    @staticmethod
+    def _log(trainer: Any, metrics: dict[str, float], step: int) -> None:
+        if getattr(trainer, "is_main_process", True):
+            trainer.log(metrics, step)

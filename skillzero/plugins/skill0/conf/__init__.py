@@ -1,0 +1,1 @@
+"""Hydra config entries of the SKILL0 plugin (``algo=skill0``)."""

@@ -1,0 +1,1 @@
+"""The ``algo`` group entries of the SKILL0 plugin."""

@@ -1,0 +1,1 @@
+"""Hydra config entries of the skills plugin (``skills=category|all|embedding``)."""

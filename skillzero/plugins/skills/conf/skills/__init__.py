@@ -1,0 +1,1 @@
+"""The ``skills`` group entries of the skills plugin."""

