@@ -8,7 +8,7 @@ generation, env stepping, log-prob recomputation (old + reference), update
 does (prompt building, collation, broadcasting, advantages, logging). The target is
 other < 10% of a step.
 
-    python benchmarks/train_step.py                       # 3 steps, 2 groups x 4 envs
+    python benchmarks/train_step.py                       # 3 steps, 2 groups x 2 envs
     python benchmarks/train_step.py --steps 5 --groups 4 --group-size 8 --max-steps 6
     python benchmarks/train_step.py --algo gigpo --extra trainer.microbatch_size=8
 
@@ -32,8 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--groups", type=int, default=2)
-    parser.add_argument("--group-size", type=int, default=4)
-    parser.add_argument("--max-steps", type=int, default=4, help="env turns per episode")
+    parser.add_argument("--group-size", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=3, help="env turns per episode")
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--algo", default="grpo")
     parser.add_argument("--env", default="alfworld")
@@ -51,7 +51,7 @@ def main() -> None:
             f"env.group_size={args.group_size}",
             f"env.max_steps={args.max_steps}",
             f"backend.sampling.max_new_tokens={args.new_tokens}",
-            "backend.sampling.stop=[</action>]",
+            'backend.sampling.stop=["</action>"]',
             f"trainer.total_steps={args.steps}",
             f"trainer.output_dir={run_dir}",
             "trainer.minibatch_size=256",

@@ -67,10 +67,15 @@ TIME_FIELDS: tuple[tuple[str, str], ...] = (
     ("time/generation", "gen"),
     ("time/env", "env"),
     ("time/log_probs", "logp"),
+    ("time/callbacks", "cb"),
     ("time/update", "upd"),
     ("time/weight_sync", "sync"),
+    ("time/validation", "val"),
+    ("time/checkpoint", "ckpt"),
     ("time/other", "other"),
 )
+# phases that are 0 in most steps: shown on the console only when they took time
+_OCCASIONAL = frozenset({"time/callbacks", "time/validation", "time/checkpoint"})
 _TABLE_MAX_ROWS = 20
 _TABLE_MAX_CELL = 40
 
@@ -168,7 +173,9 @@ def format_console_line(metrics: Mapping[str, float | None], step: int) -> str:
         if value is not None:
             parts.append(f"{label} {fmt.format(value)}")
     phases = [
-        f"{label} {metrics[key]:.1f}" for key, label in TIME_FIELDS if metrics.get(key) is not None
+        f"{label} {metrics[key]:.1f}"
+        for key, label in TIME_FIELDS
+        if metrics.get(key) is not None and (metrics[key] > 0 or key not in _OCCASIONAL)
     ]
     total = metrics.get("time/step")
     if total is not None or phases:
