@@ -118,3 +118,51 @@ def test_weight_update_in_place(vllm_backend, tiny_model_dir):
     original = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     vllm_backend.load_weights(original.state_dict().items())
     assert vllm_backend.generate(batch, params)[0][0].token_ids == before
+
+
+def test_training_loop_with_the_vllm_backend(tiny_model_dir, tmp_path, plugin):
+    """The trainer rolls out with vLLM and pushes its updated weights into the engine:
+    the sampler's log-probs stay equal to the trainer's after each update."""
+    from helpers.corridor_plugin import CorridorPlugin
+
+    from skillzero.core.config import compose, validate
+    from skillzero.core.metrics_log import read_metrics
+    from skillzero.core.training import Trainer
+
+    plugin(CorridorPlugin(), "corridor-test")
+    run = tmp_path / "run"
+    cfg = validate(
+        compose(
+            [
+                "env=corridor",
+                "algo=grpo",
+                "backend=vllm",
+                f"model.path={tiny_model_dir}",
+                "model.dtype=float32",
+                "backend.params.enforce_eager=true",
+                "backend.params.max_model_len=512",
+                "backend.sampling.max_new_tokens=6",
+                "trainer.total_steps=2",
+                "trainer.optim.lr=1e-3",
+                "trainer.minibatch_size=8",
+                "trainer.microbatch_size=4",
+                "trainer.plots=false",
+                "trainer.progress=false",
+                f"trainer.output_dir={run}",
+            ]
+        )
+    )
+    trainer = Trainer(cfg)
+    try:
+        initial = {k: v.clone() for k, v in trainer.policy.full_state_dict().items()}
+        trainer.fit()
+        trained = trainer.policy.full_state_dict()
+    finally:
+        trainer.close()
+        trainer.ctx.close()
+    assert any(not torch.equal(initial[k], trained[k]) for k in initial)
+    records = {r["step"]: r for r in read_metrics(run)}
+    # step 2 was sampled by the engine after the first update: had the weights not been
+    # pushed, its log-probs would differ from the trainer's by the size of the update
+    for step in (1, 2):
+        assert records[step]["rollout/sampler_trainer_log_prob_gap"] < 5e-3, step
