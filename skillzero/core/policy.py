@@ -183,9 +183,12 @@ class Policy:
         fsdp_cfg = cfg_get(trainer_cfg, "fsdp", {})
         self.model = load_causal_lm(model_path, model_cfg, ctx.device)
         if cfg_get(model_cfg, "gradient_checkpointing", False):
-            self.model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            # (recent transformers renamed it; keep working with both names)
+            kwargs = {"use_reentrant": False}
+            if hasattr(self.model, "activation_checkpointing_enable"):
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         shard_model(self.model, ctx, fsdp_cfg)
         self.reference: torch.nn.Module | None = None
         if need_reference:

@@ -67,6 +67,23 @@ def corridor_parser(env_cfg: Mapping[str, Any] | None = None):
     return parse
 
 
+def vowel_parser(env_cfg: Mapping[str, Any] | None = None):
+    """For the ``vowel`` env: a response that starts with a vowel walks ``forward``
+    (and wins a length-1 corridor); anything else ``wait``s. A random policy wins a
+    fraction of the time, so RL has something to learn from a random tiny model."""
+
+    def parse(text: str, admissible: Sequence[str] | None = None) -> ParsedAction:
+        first = text.strip()[:1].lower() if isinstance(text, str) else ""
+        return ParsedAction("forward" if first in "aeiou" and first else "wait", True)
+
+    return parse
+
+
+def vowel_tasks(env_cfg: Mapping[str, Any], split: str) -> list[Task]:
+    count = 16 if split == "train" else 4
+    return [Task(f"{split}-{i}", "len1", split, {"length": 1}) for i in range(count)]
+
+
 def make_corridor(env_cfg: Mapping[str, Any]):
     from helpers.envs import CorridorEnv
 
@@ -120,6 +137,14 @@ class CorridorPlugin:
             prompt="helpers.corridor_plugin:CorridorPrompt",
             parser="helpers.corridor_plugin:corridor_parser",
             task_types=("len1", "len2"),
+        )
+        register(
+            "vowel",
+            env="helpers.corridor_plugin:make_corridor",
+            tasks="helpers.corridor_plugin:vowel_tasks",
+            prompt="helpers.corridor_plugin:CorridorPrompt",
+            parser="helpers.corridor_plugin:vowel_parser",
+            task_types=("len1",),
         )
 
     @hookimpl
