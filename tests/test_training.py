@@ -536,3 +536,16 @@ def test_rl_teaches_a_random_model_the_rewarded_behaviour(corridor, tiny_model_d
     assert learned[0] < 0.5
     assert min(learned[-3:]) >= 0.8
     assert max(control) < 0.5
+
+
+def test_sampler_log_probs_can_stand_in_for_the_recomputation(corridor, tiny_model_dir, tmp_path):
+    """With the transformers backend the sampler computes what the trainer would, so
+    trainer.recompute_log_probs=false gives the same first update without the pass."""
+    common = ["trainer.total_steps=1", "trainer.plots=false"]
+    _train(_overrides(tiny_model_dir, tmp_path / "a", *common))
+    _train(_overrides(tiny_model_dir, tmp_path / "b", *common, "trainer.recompute_log_probs=false"))
+    a, b = _metrics(tmp_path / "a")[1], _metrics(tmp_path / "b")[1]
+    assert a["rollout/sampler_trainer_log_prob_gap"] < 1e-4
+    assert "rollout/sampler_trainer_log_prob_gap" not in b
+    for key in ("loss/total", "ppo_clip/clip_fraction", "train/grad_norm"):
+        assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-6), key

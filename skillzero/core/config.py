@@ -166,6 +166,7 @@ class TrainerConfig:
     minibatch_size: int = 64
     microbatch_size: int = 8
     log_prob_microbatch_size: int | None = None
+    recompute_log_probs: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     output_dir: str = "runs/${now:%Y%m%d-%H%M%S}"

@@ -525,19 +525,23 @@ class Trainer:
         batch[K.TRAINING_STEP] = torch.full((batch.shape[0],), step, dtype=torch.long)
 
         begin = time.perf_counter()
-        batch[K.OLD_LOG_PROBS] = self.policy.compute_log_probs(
-            batch, pad_token_id=self.pad_token_id
-        )
+        if tcfg.recompute_log_probs:
+            batch[K.OLD_LOG_PROBS] = self.policy.compute_log_probs(
+                batch, pad_token_id=self.pad_token_id
+            )
+        else:  # the sampler's own log-probs (see trainer.recompute_log_probs)
+            batch[K.OLD_LOG_PROBS] = batch[K.ROLLOUT_LOG_PROBS].clone()
         if self.policy.reference is not None:
             batch[K.REF_LOG_PROBS] = self.policy.compute_log_probs(
                 batch, reference=True, pad_token_id=self.pad_token_id
             )
         times["log_probs"] = time.perf_counter() - begin
-        mask = batch[K.RESPONSE_MASK]
-        metrics["rollout/sampler_trainer_log_prob_gap"] = float(
-            ((batch[K.ROLLOUT_LOG_PROBS] - batch[K.OLD_LOG_PROBS]).abs() * mask).sum()
-            / mask.sum().clamp(min=1)
-        )
+        if tcfg.recompute_log_probs:
+            mask = batch[K.RESPONSE_MASK]
+            metrics["rollout/sampler_trainer_log_prob_gap"] = float(
+                ((batch[K.ROLLOUT_LOG_PROBS] - batch[K.OLD_LOG_PROBS]).abs() * mask).sum()
+                / mask.sum().clamp(min=1)
+            )
 
         begin = time.perf_counter()
         for callback in self.callbacks:
