@@ -210,6 +210,15 @@ class Trainer:
                 model_cfg, to_container(cfg.backend)
             )
 
+        exact_sampler = cfg.backend.name == "transformers" and str(cfg.model.dtype) == "float32"
+        if not tcfg.recompute_log_probs and self.is_main_process and not exact_sampler:
+            print(
+                "[skillzero] warning: trainer.recompute_log_probs=false uses the sampler's "
+                f"log-probs; backend {cfg.backend.name!r} in {cfg.model.dtype} may not "
+                "compute what the trainer would (check rollout/sampler_trainer_log_prob_gap "
+                "on a run with recomputation)"
+            )
+
         # -- skills, logging ---------------------------------------------------------------
         self.skill_provider: SkillProvider = self.build_skill_provider(to_container(cfg.skills))
         from skillzero.core.metrics_log import MetricsLogger

