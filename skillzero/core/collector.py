@@ -28,7 +28,7 @@ from typing import Any
 from skillzero.core.env import ActionParser, PromptBuilder, PromptContext, Task, TurnRecord
 from skillzero.core.pool import EnvPool
 from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
-from skillzero.core.skills import EMPTY_SKILLS, RenderedSkills, SkillProvider
+from skillzero.core.skills import EMPTY_SKILLS, RenderedSkills, SkillProvider, render_skill_block
 from skillzero.core.trajectory import StepSample
 
 RenderSkills = Callable[[SkillProvider, PromptContext], RenderedSkills]
@@ -106,6 +106,25 @@ class _Episode:
     response_tokens: int = 0
     skill_ids: dict[str, None] = field(default_factory=dict)
     skill_sources: dict[str, None] = field(default_factory=dict)
+
+
+def skill_block_for(
+    provider: SkillProvider,
+    ctx: PromptContext,
+    prompt_builder: PromptBuilder,
+    count_tokens: Callable[[str], int],
+    budget_tokens: int | None = None,
+) -> RenderedSkills:
+    """The skill block ``provider`` gives for the episode of ``ctx``: skills chosen for
+    the task (and its text, from the builder's ``task_text`` when it has one), rendered
+    under ``budget_tokens`` counted with ``count_tokens``."""
+    task_text_of = getattr(prompt_builder, "task_text", None)
+    task_text = task_text_of(ctx) if callable(task_text_of) else ctx.first_observation
+    return render_skill_block(
+        provider.skills_for(ctx.task, task_text),
+        count_tokens=count_tokens,
+        budget_tokens=budget_tokens,
+    )
 
 
 def invalid_history_action(reason: str) -> str:

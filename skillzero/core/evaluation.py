@@ -17,11 +17,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from skillzero import registry
-from skillzero.core.collector import Assignment, Collector
+from skillzero.core.collector import Assignment, Collector, skill_block_for
 from skillzero.core.config import to_container
 from skillzero.core.models import resolve_model_path
 from skillzero.core.pool import EnvPool
-from skillzero.core.skills import render_skill_block
 from skillzero.core.training import _mix_seed, episode_metrics, sampling_params
 
 
@@ -78,12 +77,12 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     builder = env_spec.make_prompt_builder(env_cfg)
 
     def render(prov: Any, ctx: Any) -> Any:
-        task_text_of = getattr(builder, "task_text", None)
-        text = task_text_of(ctx) if callable(task_text_of) else ctx.first_observation
-        return render_skill_block(
-            prov.skills_for(ctx.task, text),
-            count_tokens=lambda s: len(tokenizer.encode(s, add_special_tokens=False)),
-            budget_tokens=cfg.skills.budget_tokens,
+        return skill_block_for(
+            prov,
+            ctx,
+            builder,
+            lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
+            cfg.skills.budget_tokens,
         )
 
     started = time.perf_counter()

@@ -24,7 +24,6 @@ the others wait at the next collective. The trainer's public attributes and meth
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import time
@@ -40,7 +39,13 @@ from omegaconf import DictConfig, OmegaConf
 from skillzero import registry
 from skillzero.core import checkpoint as ckpt
 from skillzero.core.callbacks import TrainerCallback
-from skillzero.core.collector import Assignment, Collector, EpisodeResult, RolloutResult
+from skillzero.core.collector import (
+    Assignment,
+    Collector,
+    EpisodeResult,
+    RolloutResult,
+    skill_block_for,
+)
 from skillzero.core.config import cfg_get, to_container
 from skillzero.core.distributed import DistContext, init_distributed
 from skillzero.core.env import PromptContext, Task
@@ -48,7 +53,7 @@ from skillzero.core.losses import AdvantageEstimator, WeightedTerm
 from skillzero.core.models import resolve_model_path
 from skillzero.core.pool import EnvPool
 from skillzero.core.rollout import RolloutBackend, SamplingParams
-from skillzero.core.skills import RenderedSkills, SkillProvider, render_skill_block
+from skillzero.core.skills import RenderedSkills, SkillProvider
 from skillzero.core.tasks import TaskSampler
 from skillzero.core.trajectory import K, collate_steps
 
@@ -272,14 +277,7 @@ class Trainer:
         ``budget_tokens`` (default: ``skills.budget_tokens``; None: no budget)."""
         if budget_tokens == "config":
             budget_tokens = cfg_get(self.config.skills, "budget_tokens")
-        task_text_of = getattr(self.prompt_builder, "task_text", None)
-        task_text = task_text_of(ctx) if callable(task_text_of) else ctx.first_observation
-        skills = provider.skills_for(ctx.task, task_text)
-        return render_skill_block(
-            skills,
-            count_tokens=self.count_tokens,
-            budget_tokens=budget_tokens,
-        )
+        return skill_block_for(provider, ctx, self.prompt_builder, self.count_tokens, budget_tokens)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         """Prompt ids of one chat, ending with the assistant's generation prompt."""
@@ -740,4 +738,3 @@ def train(cfg: DictConfig) -> int:
 
 
 __all__ = ["Trainer", "ValidationResult", "episode_metrics", "sampling_params", "train"]
-_ = dataclasses  # (dataclasses.replace is used by callbacks through this module's users)
