@@ -217,14 +217,3 @@ def test_console_script_runs():
 
 def test_registry_state_is_clean_after_toy(toy):
     assert "toy" in registry.components("envs")
-
-
-def test_cli_train_without_training_loop_exits_unavailable(toy, capsys):
-    import importlib.util
-
-    if importlib.util.find_spec("skillzero.core.training") is not None:
-        pytest.skip("the training loop is installed")
-    assert cli.main(["train", *BASE]) == cli.EXIT_UNAVAILABLE
-    err = capsys.readouterr().err
-    assert "the training loop is not available" in err
-    assert "Traceback" not in err
