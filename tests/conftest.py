@@ -67,3 +67,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from helpers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="session")
+def sample_root(shared_data: Path) -> Path:
+    """The ALFWorld sample games of the shared data folder (skips when absent)."""
+    root = shared_data / "alfworld" / "sample"
+    if not (root / "json_2.1.1" / "valid_unseen").is_dir():
+        pytest.skip(f"ALFWorld sample games not found at {root}")
+    return root

@@ -48,14 +48,6 @@ EXTRA_ACTIONS = ["look", "", "not a command", "help", "inventory", "LOOK"]
 
 
 @pytest.fixture(scope="session")
-def sample_root(shared_data: Path) -> Path:
-    root = shared_data / "alfworld" / "sample"
-    if not (root / "json_2.1.1" / "valid_unseen").is_dir():
-        pytest.skip(f"ALFWorld sample games not found at {root}")
-    return root
-
-
-@pytest.fixture(scope="session")
 def engine_installed() -> None:
     pytest.importorskip("textworld", reason="needs the alfworld extra (textworld)")
     pytest.importorskip("alfworld", reason="needs the alfworld extra (alfworld)")

@@ -47,14 +47,6 @@ def generated(engine_installed: None, tmp_path_factory: pytest.TempPathFactory) 
     return root
 
 
-@pytest.fixture(scope="session")
-def sample_root(shared_data: Path) -> Path:
-    root = shared_data / "alfworld" / "sample"
-    if not (root / "json_2.1.1" / "valid_unseen").is_dir():
-        pytest.skip(f"ALFWorld sample games not found at {root}")
-    return root
-
-
 def trials(root: Path, split: str | None = None) -> list[Path]:
     pattern = f"json_2.1.1/{split or '*'}/*/trial_*"
     return sorted(p for p in root.glob(pattern) if p.is_dir())

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.skills import ALFWORLD_FILES
 
 from skillzero.core.skills import Skill
 from skillzero.plugins.alfworld.games import TASK_TYPE_NAMES
@@ -304,15 +305,6 @@ def test_unsupported_file(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------
 # The shipped ALFWorld bank
 # ----------------------------------------------------------------------------------------
-
-ALFWORLD_FILES = {
-    "pick_and_place_simple": "pick_and_place.md",
-    "look_at_obj_in_light": "look_at_obj_in_light.md",
-    "pick_clean_then_place_in_recep": "clean.md",
-    "pick_heat_then_place_in_recep": "heat.md",
-    "pick_cool_then_place_in_recep": "cool.md",
-    "pick_two_obj_and_place": "pick_and_place.md",
-}
 
 
 def test_shipped_alfworld_bank() -> None:

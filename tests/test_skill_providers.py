@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers.skills import ALFWORLD_FILES
 
 from skillzero import registry
 from skillzero.core.config import compose, to_container, validate
@@ -18,15 +19,6 @@ from skillzero.plugins.skills.providers import (
     CategorySkillProvider,
     EmbeddingSkillProvider,
 )
-
-ALFWORLD_FILES = {
-    "pick_and_place_simple": "pick_and_place.md",
-    "look_at_obj_in_light": "look_at_obj_in_light.md",
-    "pick_clean_then_place_in_recep": "clean.md",
-    "pick_heat_then_place_in_recep": "heat.md",
-    "pick_cool_then_place_in_recep": "cool.md",
-    "pick_two_obj_and_place": "pick_and_place.md",
-}
 
 
 def build(name: str, bank: str = "alfworld", **params: object):

@@ -224,7 +224,6 @@ class Collector:
                 )
                 next_traj += 1
                 if reply.done:  # the env failed to start the task: an empty episode
-                    episode.env_return = 0.0
                     self._finish(episode, reply.info.get("error"), result, truncated=True)
                     if progress is not None:
                         progress.update(1)

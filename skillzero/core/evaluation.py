@@ -21,7 +21,12 @@ from skillzero.core.collector import Assignment, Collector, skill_block_for
 from skillzero.core.config import to_container
 from skillzero.core.models import resolve_model_path
 from skillzero.core.pool import EnvPool
-from skillzero.core.training import _mix_seed, episode_metrics, sampling_params
+from skillzero.core.training import (
+    _mix_seed,
+    episode_metrics,
+    make_skill_provider,
+    sampling_params,
+)
 
 
 def resolve_eval_model(cfg: DictConfig) -> str:
@@ -72,8 +77,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     )
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     skills_cfg = to_container(cfg.skills)
-    skills_cfg["bank"] = skills_cfg.get("bank") or cfg.env.name
-    provider = registry.get("skill_providers", skills_cfg["provider"]).create(skills_cfg)
+    provider = make_skill_provider(skills_cfg, str(cfg.env.name))
     builder = env_spec.make_prompt_builder(env_cfg)
 
     def render(prov: Any, ctx: Any) -> Any:

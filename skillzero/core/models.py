@@ -135,3 +135,24 @@ def convert_gguf_package(package: str, gguf_file: str, target: Path) -> Path:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype named by ``model.dtype`` (``float32``, ``bfloat16``, ``float16``)."""
+    import torch
+
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"model.dtype must be one of {', '.join(DTYPE_NAMES)}, got {name!r}")
+    return getattr(torch, name)
+
+
+def resolve_attn_implementation(requested: str, device_type: str) -> str:
+    """``auto``: flash-attention 2 on CUDA when the package is installed, else sdpa."""
+    if requested != "auto":
+        return requested
+    if device_type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"

@@ -16,7 +16,7 @@ gradient of a rank is scaled by the world size because FSDP averages over ranks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,22 +25,10 @@ from tensordict import TensorDict
 from skillzero.core.config import cfg_get
 from skillzero.core.distributed import DistContext
 from skillzero.core.losses import PolicyOutputs, WeightedTerm, combine
-from skillzero.core.trajectory import K, model_inputs, pad_to_multiple, trim_padding
+from skillzero.core.models import resolve_attn_implementation, torch_dtype
+from skillzero.core.trajectory import K, left_pad, model_inputs, pad_to_multiple, trim_padding
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MIXED = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_attn_implementation(requested: str, device: torch.device) -> str:
-    """``auto``: flash-attention 2 on CUDA when the package is installed, else sdpa."""
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        import importlib.util
-
-        if importlib.util.find_spec("flash_attn") is not None:
-            return "flash_attention_2"
-    return "sdpa"
 
 
 def load_causal_lm(path: str, model_cfg: Any, device: torch.device) -> torch.nn.Module:
@@ -48,12 +36,11 @@ def load_causal_lm(path: str, model_cfg: Any, device: torch.device) -> torch.nn.
     otherwise) on ``device``."""
     from transformers import AutoModelForCausalLM
 
-    dtype = DTYPES[str(cfg_get(model_cfg, "dtype", "float32"))]
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        dtype=dtype,
+        dtype=torch_dtype(str(cfg_get(model_cfg, "dtype", "float32"))),
         attn_implementation=resolve_attn_implementation(
-            str(cfg_get(model_cfg, "attn_implementation", "sdpa")), device
+            str(cfg_get(model_cfg, "attn_implementation", "sdpa")), device.type
         ),
         trust_remote_code=bool(cfg_get(model_cfg, "trust_remote_code", False)),
     )
@@ -102,8 +89,6 @@ def response_log_probs(
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
-    prompt_ids: torch.Tensor | None = None,
-    prompt_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (b, R) of the micro-batch's response tokens, and their entropies.
 
@@ -112,10 +97,6 @@ def response_log_probs(
     (``logits_to_keep``), which keeps the (b, R, vocab) tensor small. Logits are divided
     by the sampling temperature, as the sampler did.
     """
-    if prompt_ids is not None:
-        micro = micro.clone(recurse=False)
-        micro.set(K.PROMPT_IDS, prompt_ids)
-        micro.set(K.PROMPT_MASK, prompt_mask)
     input_ids, attention_mask, position_ids = model_inputs(micro)
     device = next(model.parameters()).device
     response_ids = micro[K.RESPONSE_IDS].to(device)
@@ -239,7 +220,7 @@ class Policy:
         width = batch[K.RESPONSE_IDS].shape[1]
         work = batch.select(K.PROMPT_IDS, K.PROMPT_MASK, K.RESPONSE_IDS, K.RESPONSE_MASK)
         if prompts is not None:
-            ids, mask = _left_pad(prompts, pad_token_id)
+            ids, mask = left_pad(prompts, pad_token_id)
             work = TensorDict(
                 {
                     K.PROMPT_IDS: ids,
@@ -249,7 +230,7 @@ class Policy:
                 },
                 batch_size=[n],
             )
-        work = pad_to_multiple(_with_ids(work), self.ctx.world_size)
+        work = pad_to_multiple(work, self.ctx.world_size)
         share = work.shape[0] // self.ctx.world_size
         mine = work[self.ctx.rank * share : (self.ctx.rank + 1) * share]
         out = torch.zeros(share, width)
@@ -385,24 +366,3 @@ class Policy:
         self.model.save_pretrained(path, state_dict=dict(state), safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
-
-
-def _left_pad(prompts: Iterable[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = [list(p) for p in prompts]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = True
-    return ids, mask
-
-
-def _with_ids(work: TensorDict) -> TensorDict:
-    """pad_to_multiple marks padding rows through group/traj ids; add them if absent."""
-    if K.GROUP_ID not in work:
-        n = work.shape[0]
-        work = work.clone(recurse=False)
-        work.set(K.GROUP_ID, torch.zeros(n, dtype=torch.long))
-        work.set(K.TRAJ_ID, torch.zeros(n, dtype=torch.long))
-    return work

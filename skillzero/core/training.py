@@ -111,6 +111,14 @@ def episode_metrics(
     return {f"{prefix}/{key}": float(value) for key, value in metrics.items()}
 
 
+def make_skill_provider(skills_cfg: Mapping[str, Any], env_name: str) -> SkillProvider:
+    """The registered provider named by ``skills_cfg["provider"]``, built from the
+    mapping; a missing ``bank`` means the bank named after the env."""
+    skills_cfg = dict(skills_cfg)
+    skills_cfg["bank"] = skills_cfg.get("bank") or env_name
+    return registry.get("skill_providers", skills_cfg.get("provider", "none")).create(skills_cfg)
+
+
 def _mix_seed(*parts: int) -> int:
     value = 0
     for part in parts:
@@ -257,11 +265,7 @@ class Trainer:
     def build_skill_provider(self, skills_cfg: Mapping[str, Any]) -> SkillProvider:
         """A registered skill provider from a ``skills``-group mapping (its ``bank``
         defaults to the env's name)."""
-        skills_cfg = dict(skills_cfg)
-        if not skills_cfg.get("bank"):
-            skills_cfg["bank"] = self.config.env.name
-        name = skills_cfg.get("provider", "none")
-        return registry.get("skill_providers", name).create(skills_cfg)
+        return make_skill_provider(skills_cfg, str(self.config.env.name))
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -433,8 +437,6 @@ class Trainer:
             metrics["rollout/kept_groups"] = float(kept_groups)
         for key, value in timing.items():
             metrics[f"time/{key}"] = value
-        if last is not None and not kept_episodes:
-            kept_episodes = last.episodes
         return kept_samples, kept_episodes, metrics
 
     def validate(

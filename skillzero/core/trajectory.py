@@ -254,9 +254,25 @@ def pad_to_multiple(batch: TensorDict, multiple: int) -> TensorDict:
         return batch
     filler = batch[torch.zeros(missing, dtype=torch.long)].clone()
     filler[K.RESPONSE_MASK] = torch.zeros_like(filler[K.RESPONSE_MASK])
-    filler[K.GROUP_ID] = torch.full_like(filler[K.GROUP_ID], -1)
-    filler[K.TRAJ_ID] = torch.full_like(filler[K.TRAJ_ID], -1)
+    for key in (K.GROUP_ID, K.TRAJ_ID):  # absent in a batch selected for scoring only
+        if key in filler:
+            filler[key] = torch.full_like(filler[key], -1)
     return torch.cat([batch, filler], dim=0)
+
+
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists as a left-padded (N, max_len) long tensor and its bool mask."""
+    rows = [list(s) for s in sequences]
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = True
+    return ids, mask
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,10 +22,9 @@ from typing import Any
 import torch
 
 from skillzero.core.config import cfg_get
-from skillzero.core.models import resolve_model_path
+from skillzero.core.models import resolve_attn_implementation, resolve_model_path, torch_dtype
 from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from skillzero.core.trajectory import left_pad
 
 
 @dataclass
@@ -81,12 +80,14 @@ class TransformersBackend(RolloutBackend):
         self.share_prefill = bool(params.get("share_prefill", True))
         if model is None or tokenizer is None:
             path = resolve_model_path(model_cfg)
-            dtype = DTYPES[str(cfg_get(model_cfg, "dtype", "float32"))]
+            dtype = torch_dtype(str(cfg_get(model_cfg, "dtype", "float32")))
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(
                 path,
                 dtype=dtype,
-                attn_implementation=cfg_get(model_cfg, "attn_implementation", "sdpa"),
+                attn_implementation=resolve_attn_implementation(
+                    str(cfg_get(model_cfg, "attn_implementation", "sdpa")), self.device.type
+                ),
             )
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
@@ -180,13 +181,8 @@ class TransformersBackend(RolloutBackend):
         from transformers import DynamicCache
 
         started = time.perf_counter()
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
-            mask[i, width - len(p) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = left_pad(prompts, self.pad_token_id)
+        ids, mask = ids.to(self.device), mask.long().to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         out = self.model(
