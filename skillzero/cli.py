@@ -1,7 +1,7 @@
 """The ``skillzero`` command line.
 
-Built-in commands: ``plugins``, ``envs``, ``train``, ``eval``, ``plot``. Plugins add their own
-(``skillzero alfworld check``, ...) through the ``register_commands`` hook. Errors the
+Built-in commands: ``plugins``, ``envs``, ``train``, ``sft``, ``eval``, ``play``, ``plot``. Plugins
+add their own (``skillzero alfworld check``, ...) through the ``register_commands`` hook. Errors the
 user can fix (bad config, unknown names, missing data) print one clear message and exit
 with status 2; a feature that is not installed exits with status 3.
 """
@@ -136,6 +136,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return _run_entry("skillzero.core.evaluation", "evaluate", "evaluation", cfg)
 
 
+def _cmd_sft(args: argparse.Namespace) -> int:
+    # supervised fine-tuning has its own objective: `algo` is not used
+    cfg = _load_config(args.overrides, fill_required=True)
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    return _run_entry("skillzero.core.sft", "sft", "supervised fine-tuning", cfg)
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from skillzero.core.play import PlayError, options_from_args, play
+
+    cfg = _load_config(args.overrides, fill_required=True)
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    try:
+        return play(cfg, options_from_args(args))
+    except PlayError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -183,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("train", _cmd_train, "train a policy (Hydra overrides: env=... algo=... model=...)"),
         ("eval", _cmd_eval, "evaluate a model or checkpoint on an env split"),
+        ("sft", _cmd_sft, "supervised warm start from expert plans or recorded episodes"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. env=alfworld")
@@ -190,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--print-config", action="store_true", help="print the composed config and exit"
         )
         p.set_defaults(handler=handler)
+
+    p = sub.add_parser("play", help="play one episode step by step, showing every prompt")
+    from skillzero.core.play import add_arguments as add_play_arguments
+
+    add_play_arguments(p)
+    p.set_defaults(handler=_cmd_play)
 
     p = sub.add_parser("plot", help="draw a run's learning curves (PNG files) from metrics.jsonl")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (trainer.output_dir)")

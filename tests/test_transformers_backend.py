@@ -76,10 +76,12 @@ def test_log_probs_match_the_trainers_recomputation(backend, temperature):
 def test_identical_prompts_are_prefilled_once(backend):
     prompt = prompt_ids(backend, CHATS[0])
     other = prompt_ids(backend, CHATS[1])
-    before = backend.stats.prefill_tokens
+    stats = backend.stats
+    before = stats.prefill_tokens + stats.reused_prefix_tokens
     outs = backend.generate([prompt] * 4 + [other] * 4, SamplingParams(max_new_tokens=4, n=2))
     assert [len(g) for g in outs] == [2] * 8
-    assert backend.stats.prefill_tokens - before == len(prompt) + len(other)
+    # each distinct prompt once, computed or read from the prefix cache
+    assert stats.prefill_tokens + stats.reused_prefix_tokens - before == len(prompt) + len(other)
 
 
 def test_seeded_sampling_is_reproducible_and_samples_differ(backend):
@@ -156,3 +158,164 @@ def test_empty_prompt_is_rejected(backend):
     assert backend.generate([], SamplingParams()) == []
     with pytest.raises(ValueError, match="empty prompt"):
         backend.generate([[]], SamplingParams())
+
+
+# ----------------------------------------------------------------------------------------
+# prefix cache and shared-prompt decoding
+# ----------------------------------------------------------------------------------------
+
+INSTRUCTIONS = (
+    "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, "
+    "a countertop 1, a fridge 1, a microwave 1, a sinkbasin 1 and a stoveburner 1. "
+    "Your task is to: put a clean mug in coffeemachine."
+)
+TURN_ONE = ["look", "go to countertop 1", "open fridge 1"]
+TURN_TWO = ["take mug 1 from countertop 1", "go to countertop 1", "clean mug 1 with sinkbasin 1"]
+
+
+def episode_prompts(backend, actions):
+    """Prompts that share the instructions (and, between turns, more) as agent prompts do."""
+    return [prompt_ids(backend, f"{INSTRUCTIONS}\nYour last action: {a}") for a in actions]
+
+
+def tiny_backend(tiny_model_dir, **params):
+    return TransformersBackend(
+        {"path": str(tiny_model_dir)},
+        {"params": {"device": "cpu", "prefix_cache_block_size": 4, **params}},
+    )
+
+
+def trainer_log_probs(model, prompt, response, temperature):
+    """The trainer's computation (``response_log_probs`` of the policy) for one sample."""
+    from tensordict import TensorDict
+
+    from skillzero.core.policy import response_log_probs
+    from skillzero.core.trajectory import K
+
+    micro = TensorDict(
+        {
+            K.PROMPT_IDS: torch.tensor([prompt]),
+            K.PROMPT_MASK: torch.ones(1, len(prompt), dtype=torch.bool),
+            K.RESPONSE_IDS: torch.tensor([response]),
+            K.RESPONSE_MASK: torch.ones(1, len(response), dtype=torch.bool),
+        },
+        batch_size=[1],
+    )
+    log_probs, _ = response_log_probs(model, micro, temperature=temperature)
+    return log_probs[0]
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        SamplingParams(max_new_tokens=10, temperature=0.0),
+        SamplingParams(max_new_tokens=10, temperature=1.0, n=3, seed=5),
+        SamplingParams(max_new_tokens=10, temperature=0.7, top_p=0.9, n=2, seed=8),
+    ],
+    ids=["greedy", "seeded", "seeded-top-p"],
+)
+def test_reused_prefixes_give_what_a_full_prefill_gives(tiny_model_dir, sampling):
+    cached = tiny_backend(tiny_model_dir)
+    plain = tiny_backend(tiny_model_dir, prefix_cache=False)
+    for actions in (TURN_ONE, TURN_TWO):
+        prompts = episode_prompts(cached, actions)
+        reused = cached.stats.reused_prefix_tokens
+        with_cache = cached.generate(prompts, sampling)
+        without = plain.generate(prompts, sampling)
+        # the shared instructions were read from the cache (the first prompt of the first
+        # call computes them; every later prompt reuses them)
+        assert cached.stats.reused_prefix_tokens - reused >= 4 * (len(prompts) - 1)
+        for prompt, gens, reference in zip(prompts, with_cache, without, strict=True):
+            assert len(gens) == sampling.n
+            for gen, ref in zip(gens, reference, strict=True):
+                assert gen.token_ids == ref.token_ids
+                assert gen.finish_reason == ref.finish_reason
+                torch.testing.assert_close(
+                    torch.tensor(gen.log_probs), torch.tensor(ref.log_probs), atol=1e-5, rtol=0
+                )
+                if gen.token_ids:
+                    expected = trainer_log_probs(
+                        cached.model, prompt, gen.token_ids, sampling.temperature or 1.0
+                    )
+                    torch.testing.assert_close(
+                        torch.tensor(gen.log_probs), expected, atol=1e-4, rtol=1e-4
+                    )
+    assert plain.stats.reused_prefix_tokens == 0
+    assert cached.stats.prefill_tokens < plain.stats.prefill_tokens
+
+
+def test_prefix_cache_is_cleared_when_the_weights_change(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    backend = tiny_backend(tiny_model_dir)
+    prompts = episode_prompts(backend, TURN_ONE)
+    params = SamplingParams(max_new_tokens=6, temperature=0.0)
+    backend.generate(prompts, params)
+    assert len(backend.prefix_cache) > 0
+    perturbed = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    backend.load_weights(perturbed.state_dict().items())
+    assert len(backend.prefix_cache) == 0
+    reused = backend.stats.reused_prefix_tokens
+    after = backend.generate(prompts[:1], params)[0][0]
+    assert backend.stats.reused_prefix_tokens == reused  # nothing stale was read
+    fresh = TransformersBackend(
+        {"path": str(tiny_model_dir)},
+        {"params": {"device": "cpu", "prefix_cache": False}},
+        model=perturbed,
+        tokenizer=backend.tokenizer,
+    ).generate(prompts[:1], params)[0][0]
+    assert after.token_ids == fresh.token_ids
+    # weights changed in place without load_weights are noticed as well
+    with torch.no_grad():
+        next(backend.model.parameters()).mul_(1.5)
+    backend.generate(prompts[:1], params)
+    assert backend.stats.reused_prefix_tokens == reused
+
+
+def test_prefix_cache_stays_within_its_token_bound(tiny_model_dir):
+    backend = tiny_backend(tiny_model_dir, prefix_cache_max_tokens=24)
+    prompts = episode_prompts(backend, TURN_ONE + TURN_TWO)
+    backend.generate(prompts, SamplingParams(max_new_tokens=2, temperature=0.0))
+    assert 0 < backend.prefix_cache.tokens <= 24
+    # the most recently used prefix survives eviction: the shared start of the prompts
+    length, blocks = backend.prefix_cache.match(prompts[0], len(prompts[0]) - 1)
+    assert length >= 4
+    assert len(blocks) == length // 4
+
+
+def test_rows_leave_the_batch_and_batches_split_by_rows(tiny_model_dir):
+    """Rows that stop early (EOS, stop strings) and prompts spread over several decoding
+    batches give the same samples as one prompt at a time."""
+    backend = tiny_backend(tiny_model_dir, max_batch_rows=5)
+    prompts = episode_prompts(backend, TURN_ONE + TURN_TWO)
+    free = backend.generate(prompts, SamplingParams(max_new_tokens=12, temperature=0.0))
+    stop = next(g[0].text[2:4] for g in free if len(g[0].text) > 5)
+    params = SamplingParams(max_new_tokens=12, temperature=0.0, n=2, stop=(stop,))
+    together = backend.generate(prompts, params)
+    for prompt, gens in zip(prompts, together, strict=True):
+        alone = backend.generate([prompt], params)[0]
+        assert [g.token_ids for g in gens] == [g.token_ids for g in alone]
+        assert [g.finish_reason for g in gens] == [g.finish_reason for g in alone]
+    assert any(g.finish_reason == "stop" for gens in together for g in gens)
+
+
+def test_unknown_backend_settings_are_rejected(tiny_model_dir):
+    with pytest.raises(ValueError, match="prefill_batch_size"):
+        tiny_backend(tiny_model_dir, prefill_batch_size=8)
+
+
+def test_draw_follows_the_distribution_and_skips_zero_probabilities():
+    from skillzero.plugins.transformers_backend.backend import draw
+
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3, 0.0]]).repeat(20000, 1)
+    generator = torch.Generator().manual_seed(0)
+    tokens = draw(probs * 7.0, generator)  # unnormalised weights are fine
+    counts = torch.bincount(tokens, minlength=6).float() / len(tokens)
+    assert counts[[0, 2, 5]].sum() == 0
+    torch.testing.assert_close(counts, probs[0], atol=0.015, rtol=0)
+    again = draw(probs * 7.0, torch.Generator().manual_seed(0))
+    assert torch.equal(tokens, again)

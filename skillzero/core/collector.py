@@ -61,6 +61,9 @@ class EpisodeResult:
     response_tokens: int = 0
     truncated: bool = False
     error: str | None = None
+    actions: tuple[str | None, ...] = ()
+    """The action of each step as the env received it (``None``: an invalid response)."""
+    seed: int | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The dict that env metric functions read (``task_type``, ``won``, ...)."""
@@ -106,6 +109,7 @@ class _Episode:
     response_tokens: int = 0
     skill_ids: dict[str, None] = field(default_factory=dict)
     skill_sources: dict[str, None] = field(default_factory=dict)
+    actions: list[str | None] = field(default_factory=list)
 
 
 def skill_block_for(
@@ -125,6 +129,34 @@ def skill_block_for(
         count_tokens=count_tokens,
         budget_tokens=budget_tokens,
     )
+
+
+def fit_prompt(
+    ctx: PromptContext,
+    prompt_builder: PromptBuilder,
+    apply_chat_template: Callable[[list[dict[str, str]]], list[int]],
+    max_prompt_tokens: int,
+) -> tuple[list[int], PromptContext, bool]:
+    """Prompt ids for ``ctx``, with the history window shortened until it fits.
+
+    Returns the ids, the context actually used (its history possibly shortened) and
+    whether tokens had to be cut after all history was dropped. Training, evaluation,
+    ``skillzero sft`` and ``skillzero play`` all build prompts here.
+    """
+    shown = min(len(ctx.history), max(0, prompt_builder.history_length))
+    used = (
+        ctx
+        if shown == len(ctx.history)
+        else dataclasses.replace(ctx, history=tuple(ctx.history[len(ctx.history) - shown :]))
+    )
+    ids = apply_chat_template(prompt_builder.build(used))
+    while len(ids) > max_prompt_tokens and shown > 0:
+        shown -= 1
+        used = dataclasses.replace(ctx, history=tuple(ctx.history[len(ctx.history) - shown :]))
+        ids = apply_chat_template(prompt_builder.build(used))
+    if len(ids) > max_prompt_tokens:
+        return ids[-max_prompt_tokens:], used, True
+    return ids, used, False
 
 
 def invalid_history_action(reason: str) -> str:
@@ -163,25 +195,10 @@ class Collector:
 
     # -- prompts -------------------------------------------------------------------------
     def build_prompt(self, ctx: PromptContext) -> tuple[list[int], PromptContext, bool]:
-        """Prompt ids for ``ctx``, with the history window shortened until it fits.
-
-        Returns the ids, the context actually used (its history possibly shortened) and
-        whether tokens had to be cut after all history was dropped.
-        """
-        shown = min(len(ctx.history), max(0, self.prompt_builder.history_length))
-        used = (
-            ctx
-            if shown == len(ctx.history)
-            else dataclasses.replace(ctx, history=tuple(ctx.history[len(ctx.history) - shown :]))
+        """Prompt ids for ``ctx`` (see :func:`fit_prompt`)."""
+        return fit_prompt(
+            ctx, self.prompt_builder, self.apply_chat_template, self.max_prompt_tokens
         )
-        ids = self.apply_chat_template(self.prompt_builder.build(used))
-        while len(ids) > self.max_prompt_tokens and shown > 0:
-            shown -= 1
-            used = dataclasses.replace(ctx, history=tuple(ctx.history[len(ctx.history) - shown :]))
-            ids = self.apply_chat_template(self.prompt_builder.build(used))
-        if len(ids) > self.max_prompt_tokens:
-            return ids[-self.max_prompt_tokens :], used, True
-        return ids, used, False
 
     # -- the loop ------------------------------------------------------------------------
     def run(
@@ -323,6 +340,7 @@ class Collector:
                     parsed.action if parsed.valid else invalid_history_action(parsed.reason)
                 )
                 episode.history.append(TurnRecord(episode.observation, shown_action))
+                episode.actions.append(parsed.action if parsed.valid else None)
                 episode.observation = reply.observation
                 if reply.admissible_actions is not None or reply.done:
                     episode.admissible = reply.admissible_actions
@@ -399,5 +417,7 @@ class Collector:
                 response_tokens=episode.response_tokens,
                 truncated=truncated,
                 error=error,
+                actions=tuple(episode.actions),
+                seed=episode.assignment.seed,
             )
         )

@@ -56,6 +56,9 @@ class EnvConfig:
     train_split: str = "train"
     val_split: str = "valid"
     max_prompt_tokens: int = 2048
+    # "standard": the benchmark's published answer format (verl-agent's); "compact": a
+    # shorter one for small models on CPU, where the env defines one
+    response_format: str = "standard"
     pool: PoolConfig = field(default_factory=PoolConfig)
 
 
@@ -153,6 +156,8 @@ class FSDPConfig:
     mixed_precision: str | None = None
     reshard_after_forward: bool = True
     cpu_offload: bool = False
+    # one rank: keep the plain module (FSDP would only add copies) unless true
+    shard_single_rank: bool = False
 
 
 @dataclass
@@ -183,7 +188,38 @@ class TrainerConfig:
     progress: bool = True
     log_prompts: int = 2
     deterministic: bool = False
+    # "none", "sft": start from the cached supervised warm start (built on first use from
+    # the `sft` settings; see skillzero.core.sft), or "auto": sft when the env has an
+    # expert (or sft.source names recorded episodes), else none
+    warm_start: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SFTConfig:
+    """``skillzero sft`` and the ``trainer.warm_start=sft`` of ``skillzero train``.
+
+    ``source``: ``expert`` (the env's expert plans) or the path of recorded episodes (a
+    ``skillzero eval`` JSON report or a JSONL file). ``max_tasks``: demonstrations from
+    N tasks of ``env.train_split``, round-robin over task types (null: all). ``heldout_tasks``: tasks kept
+    out of training to measure held-out loss and action accuracy. One optimiser step per
+    ``batch_size`` samples; ``sft.lr`` / ``warmup_steps`` / ``scheduler`` /
+    ``min_lr_ratio`` replace ``trainer.optim``'s for the SFT run.
+    """
+
+    source: str = "expert"
+    only_won: bool = True
+    max_tasks: int | None = None
+    heldout_tasks: int = 8
+    epochs: float = 2.0
+    batch_size: int = 16
+    lr: float = 1e-4
+    warmup_steps: int = 2
+    scheduler: str = "cosine"
+    min_lr_ratio: float = 0.1
+    eval_every: int = 10
+    replay_envs: int = 8
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -211,6 +247,7 @@ class SkillzeroConfig:
     skills: SkillsConfig = field(default_factory=SkillsConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
 
 # ----------------------------------------------------------------------------------------

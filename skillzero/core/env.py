@@ -101,6 +101,17 @@ class TextEnv(gym.Env[str, str], ABC):
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         """Apply ``action``; return (observation, reward, terminated, info)."""
 
+    @classmethod
+    def prepare_steps(cls, steps: Sequence[tuple[TextEnv, str]]) -> None:
+        """Called by a pool worker with every ``(env, action)`` of this class that it is
+        about to step in one call, before the first of them steps.
+
+        Envs whose steps wait on I/O (a retrieval server, a web API) override it to send
+        that I/O once for all of them, so that one pool step costs one round trip, not
+        one per env. The default does nothing. An exception raised here is ignored by
+        the pool: each env's :meth:`step` must still work on its own.
+        """
+
     # -- gymnasium API ------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -173,7 +184,14 @@ ChatMessages = list[dict[str, str]]
 
 @runtime_checkable
 class PromptBuilder(Protocol):
-    """Builds the chat for one step. ``history_length`` bounds the window shown."""
+    """Builds the chat for one step. ``history_length`` bounds the window shown.
+
+    Optional: ``sampling_overrides() -> Mapping[str, Any]``, sampling settings that the
+    env's response format needs (e.g. ``{"max_new_tokens": 24, "stop": ["</action>"]}``
+    for a short action-only format). The trainer, ``skillzero eval`` and ``skillzero
+    play`` apply them on top of ``backend.sampling`` / ``backend.val_sampling``; see
+    :func:`sampling_overrides`.
+    """
 
     history_length: int
 
@@ -197,11 +215,34 @@ class ParsedAction:
 
 @runtime_checkable
 class ActionParser(Protocol):
-    """Turns LLM text into an action. Must never raise, whatever the input."""
+    """Turns LLM text into an action. Must never raise, whatever the input.
+
+    Optional: ``render(action: str) -> str``, the inverse: the response of the env's
+    format that parses to ``action``. ``skillzero sft`` needs it to turn expert actions
+    into supervised targets.
+    """
 
     def __call__(
         self, text: str, admissible_actions: Sequence[str] | None = None
     ) -> ParsedAction: ...
+
+
+def sampling_overrides(prompt_builder: Any) -> dict[str, Any]:
+    """The sampling settings ``prompt_builder``'s response format asks for (an empty dict
+    when the builder has no ``sampling_overrides``)."""
+    method = getattr(prompt_builder, "sampling_overrides", None)
+    return dict(method()) if callable(method) else {}
+
+
+def render_response(parser: Any, action: str) -> str:
+    """The response that ``parser`` reads as ``action`` (see :class:`ActionParser`)."""
+    render = getattr(parser, "render", None)
+    if not callable(render):
+        raise TypeError(
+            f"the action parser {type(parser).__name__} has no render(action) method, so "
+            "expert actions cannot be turned into responses"
+        )
+    return str(render(action))
 
 
 def history_window(history: Sequence[TurnRecord], history_length: int) -> Sequence[TurnRecord]:

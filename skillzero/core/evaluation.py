@@ -19,10 +19,12 @@ from omegaconf import DictConfig
 from skillzero import registry
 from skillzero.core.collector import Assignment, Collector, skill_block_for
 from skillzero.core.config import to_container
+from skillzero.core.env import sampling_overrides
 from skillzero.core.models import resolve_model_path
 from skillzero.core.pool import EnvPool
 from skillzero.core.training import (
     _mix_seed,
+    balanced_subset,
     episode_metrics,
     make_skill_provider,
     sampling_params,
@@ -65,8 +67,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     env_cfg = to_container(cfg.env)
     split = str(cfg.eval.split or cfg.env.val_split)
     tasks = list(env_spec.list_tasks(env_cfg, split))
-    if cfg.eval.num_tasks:
-        tasks = tasks[: int(cfg.eval.num_tasks)]
+    if cfg.eval.num_tasks:  # round-robin over task types, as the trainer's validation
+        tasks = balanced_subset(tasks, int(cfg.eval.num_tasks))
     if not tasks:
         raise ValueError(f"env {cfg.env.name!r} has no tasks in split {split!r}")
     model_path = resolve_eval_model(cfg)
@@ -115,7 +117,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         bar = progress(len(tasks), f"eval {cfg.env.name}/{split}", unit="ep")
         result = collector.run(
             [Assignment(t, _mix_seed(seed, i), i) for i, t in enumerate(tasks)],
-            sampling_params(cfg.backend.val_sampling, seed=seed),
+            sampling_params(
+                cfg.backend.val_sampling, seed=seed, overrides=sampling_overrides(builder)
+            ),
             skill_provider=provider,
             record_samples=False,
             progress=bar,
@@ -142,6 +146,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
                 "response_tokens": episode.response_tokens,
                 "skill_sources": list(episode.skill_sources),
                 "error": episode.error,
+                "seed": episode.seed,
+                # what `skillzero sft sft.source=<this report>` replays
+                "actions": list(episode.actions),
             }
             for episode in result.episodes
         ],

@@ -50,7 +50,7 @@ def register_envs(register: Register) -> None:
     """Register multi-turn text environments (benchmarks).
 
     ``register(name, *, env, tasks, prompt, parser, task_types=(), config=None,
-    metrics=None, description="")`` where
+    metrics=None, expert=None, description="")`` where
 
     - ``env``: factory ``(env_cfg: Mapping) -> TextEnv``. It runs inside env-pool worker
       processes, so it must be importable by reference (a module-level callable or a
@@ -68,6 +68,12 @@ def register_envs(register: Register) -> None:
       ``length``, ``valid_actions``) into the env's own metrics, e.g. success per task
       type under the names papers use. Without it the trainer reports success overall
       and per ``task_type``.
+    - ``expert``: optional factory ``(env_cfg: Mapping) -> Expert``, where
+      ``Expert.actions(task) -> Sequence[str] | None`` is a sequence of actions that
+      solves ``task`` from its start (e.g. a planner's walkthrough), or ``None`` when it
+      has none for that task. ``skillzero sft`` replays these plans in the env to build
+      supervised samples; it also needs the parser's ``render`` (see
+      :class:`skillzero.core.env.ActionParser`).
 
     See :mod:`skillzero.core.env` for the contracts.
     """

@@ -99,6 +99,16 @@ class AdvantageEstimator(ABC):
         return {}
 
 
+class NegativeLogLikelihood(LossTerm):
+    """Supervised fine-tuning: the token-mean negative log-likelihood of the response
+    tokens, ``-mean_t log pi(y_t | x, y_<t)``. ``skillzero sft`` uses it alone; with a
+    small coefficient next to an RL objective it is an SFT auxiliary loss."""
+
+    def __call__(self, batch: TensorDict, outputs: PolicyOutputs) -> LossOutput:
+        loss = -token_mean(outputs.log_probs, batch)
+        return LossOutput(loss, {"token_log_prob": float(-loss.detach())})
+
+
 @dataclass
 class WeightedTerm:
     """A loss term with its coefficient and the name it is logged under."""

@@ -40,13 +40,17 @@ def cache_dir() -> Path:
 def resolve_model_path(model_cfg: Mapping[str, Any] | Any) -> str:
     """A path or hub name that ``from_pretrained`` accepts for this model config.
 
-    ``model.path`` wins when set. Otherwise ``model.params.gguf_package`` and
-    ``gguf_file`` name a GGUF file inside an installed package, converted once into
-    ``<cache>/models/<model.name>``.
+    ``model.path`` wins when set: a Hugging Face folder or hub name, or a checkpoint
+    folder of ``skillzero train`` / ``skillzero sft`` (its ``model/`` subfolder is used).
+    Otherwise ``model.params.gguf_package`` and ``gguf_file`` name a GGUF file inside an
+    installed package, converted once into ``<cache>/models/<model.name>``.
     """
     path = cfg_get(model_cfg, "path")
     if path:
-        return str(Path(path).expanduser()) if Path(path).expanduser().exists() else str(path)
+        local = Path(path).expanduser()
+        if (local / "model" / "config.json").is_file() and not (local / "config.json").exists():
+            return str(local / "model")
+        return str(local) if local.exists() else str(path)
     params = cfg_get(model_cfg, "params", {}) or {}
     package, gguf_file = params.get("gguf_package"), params.get("gguf_file")
     name = cfg_get(model_cfg, "name", "model")

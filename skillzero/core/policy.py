@@ -49,10 +49,22 @@ def load_causal_lm(path: str, model_cfg: Any, device: torch.device) -> torch.nn.
 
 
 def shard_model(model: torch.nn.Module, ctx: DistContext, fsdp_cfg: Any = None) -> torch.nn.Module:
-    """Apply FSDP2 to each decoder layer, then to the root module."""
+    """Apply FSDP2 to each decoder layer, then to the root module.
+
+    With a single rank and no mixed precision or CPU offload, FSDP has nothing to shard
+    and only adds parameter copies (about a quarter of a CPU update): the plain module
+    is kept unless ``trainer.fsdp.shard_single_rank`` asks for FSDP anyway. The
+    update, state dicts and checkpoints are the same either way."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
+    if (
+        ctx.world_size == 1
+        and not cfg_get(fsdp_cfg, "mixed_precision")
+        and not cfg_get(fsdp_cfg, "cpu_offload", False)
+        and not cfg_get(fsdp_cfg, "shard_single_rank", False)
+    ):
+        return model
     mesh = init_device_mesh(ctx.device.type, (ctx.world_size,))
     kwargs: dict[str, Any] = {
         "mesh": mesh,
@@ -298,7 +310,8 @@ class Policy:
             micro = micro.clone(recurse=False)
             micro.set(K.TOKEN_WEIGHT, micro[K.RESPONSE_MASK].float() / total_tokens)
             # reduce gradients over ranks only after the last micro-batch
-            self.model.set_requires_gradient_sync(i == len(starts) - 1)
+            if hasattr(self.model, "set_requires_gradient_sync"):  # FSDP (not one plain rank)
+                self.model.set_requires_gradient_sync(i == len(starts) - 1)
             log_probs, entropy = response_log_probs(
                 self.model, micro, temperature=self.temperature, with_entropy=needs_entropy
             )

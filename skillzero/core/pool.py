@@ -64,12 +64,35 @@ class EnvHost:
         self.envs = {i: make(env_cfg) for i in env_indices}
 
     def run(self, commands: list[Command]) -> list[Reply]:
+        start = time.perf_counter()
+        steps = self._prepare_steps(commands)
+        # the shared preparation counts as env time, split over the steps it served
+        shared = (time.perf_counter() - start) / steps if steps else 0.0
         replies = []
         for command in commands:
             start = time.perf_counter()
             result = self._run_one(command)
-            replies.append(Reply(command[1], result, time.perf_counter() - start))
+            seconds = time.perf_counter() - start + (shared if command[0] == "step" else 0.0)
+            replies.append(Reply(command[1], result, seconds))
         return replies
+
+    def _prepare_steps(self, commands: list[Command]) -> int:
+        """Show each env class the steps of this call first (``TextEnv.prepare_steps``),
+        so that envs waiting on a server can batch their requests; returns the number of
+        step commands."""
+        by_class: dict[type, list[tuple[Any, str]]] = {}
+        steps = 0
+        for command in commands:
+            if command[0] != "step":
+                continue
+            steps += 1
+            env = self.envs.get(command[1])
+            if env is not None and callable(getattr(type(env), "prepare_steps", None)):
+                by_class.setdefault(type(env), []).append((env, command[2]))
+        for env_class, pairs in by_class.items():
+            with contextlib.suppress(Exception):  # each step still works on its own
+                env_class.prepare_steps(pairs)
+        return steps
 
     def _run_one(self, command: Command) -> StepResult:
         op, index = command[0], command[1]

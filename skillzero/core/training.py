@@ -48,7 +48,7 @@ from skillzero.core.collector import (
 )
 from skillzero.core.config import cfg_get, to_container
 from skillzero.core.distributed import DistContext, init_distributed
-from skillzero.core.env import PromptContext, Task
+from skillzero.core.env import PromptContext, Task, sampling_overrides
 from skillzero.core.losses import AdvantageEstimator, WeightedTerm
 from skillzero.core.models import resolve_model_path
 from skillzero.core.pool import EnvPool
@@ -66,14 +66,20 @@ class ValidationResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def sampling_params(section: Any, *, seed: int | None = None) -> SamplingParams:
-    """SamplingParams from a ``backend.sampling``-style config section."""
+def sampling_params(
+    section: Any, *, seed: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> SamplingParams:
+    """SamplingParams from a ``backend.sampling``-style config section, with
+    ``overrides`` (what the env's response format asks for, see
+    :func:`skillzero.core.env.sampling_overrides`) taking precedence."""
+    base = to_container(section) if isinstance(section, DictConfig) else dict(section or {})
+    merged = {**base, **dict(overrides or {})}
     return SamplingParams(
-        max_new_tokens=int(cfg_get(section, "max_new_tokens", 256)),
-        temperature=float(cfg_get(section, "temperature", 1.0)),
-        top_p=float(cfg_get(section, "top_p", 1.0)),
-        top_k=int(cfg_get(section, "top_k", -1)),
-        stop=tuple(cfg_get(section, "stop", ()) or ()),
+        max_new_tokens=int(merged.get("max_new_tokens", 256)),
+        temperature=float(merged.get("temperature", 1.0)),
+        top_p=float(merged.get("top_p", 1.0)),
+        top_k=int(merged.get("top_k", -1)),
+        stop=tuple(merged.get("stop", ()) or ()),
         seed=seed,
     )
 
@@ -109,6 +115,25 @@ def episode_metrics(
     metrics["return_mean"] = sum(e.env_return for e in episodes) / len(episodes)
     metrics["env_errors"] = float(sum(e.error is not None for e in episodes))
     return {f"{prefix}/{key}": float(value) for key, value in metrics.items()}
+
+
+def balanced_subset(tasks: Sequence[Task], limit: int) -> list[Task]:
+    """``limit`` of ``tasks`` taken round-robin over their task types, each type's tasks
+    in split order (all tasks when ``limit`` <= 0 or covers them). A small validation set
+    then measures every task type, where the first N of a split sorted by name would
+    hold only the first types."""
+    if limit <= 0 or limit >= len(tasks):
+        return list(tasks)
+    by_type: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_type.setdefault(task.task_type, []).append(task)
+    queues = [list(group) for group in by_type.values()]
+    chosen: list[Task] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return chosen
 
 
 def make_skill_provider(skills_cfg: Mapping[str, Any], env_name: str) -> SkillProvider:
@@ -161,6 +186,7 @@ class Trainer:
         self.env_cfg: dict[str, Any] = to_container(cfg.env)
         self.prompt_builder = self.env_spec.make_prompt_builder(self.env_cfg)
         self.parser = self.env_spec.make_action_parser(self.env_cfg)
+        self.sampling_overrides = sampling_overrides(self.prompt_builder)
         self.train_tasks: list[Task] = list(
             self.env_spec.list_tasks(self.env_cfg, cfg.env.train_split)
         )
@@ -194,6 +220,37 @@ class Trainer:
 
         # -- model, tokenizer, policy, rollout backend -------------------------------------
         base_model_path = self._model_path()
+        self.warm_start_summary: dict[str, Any] = {}
+        warm_start = str(cfg_get(tcfg, "warm_start", "none") or "none")
+        if warm_start == "auto":
+            # sft where demonstrations can be had (an expert, or recorded episodes) and
+            # the parser can write them; otherwise the base model
+            demos = self.env_spec.expert is not None or str(cfg.sft.source) != "expert"
+            warm_start = "sft" if demos and hasattr(self.parser, "render") else "none"
+            if self.is_main_process:
+                print(
+                    "[skillzero] trainer.warm_start=auto: "
+                    + (
+                        "supervised warm start"
+                        if warm_start == "sft"
+                        else f"env {cfg.env.name!r} has no expert plans (or its parser no "
+                        "render): starting from the base model"
+                    )
+                )
+        if warm_start == "sft" and self.resume_path is None:
+            from skillzero.core.sft import ensure_warm_start
+
+            # the supervised warm start (built once, then cached) is the starting policy
+            # and the KL reference
+            base_model_path, self.warm_start_summary = ensure_warm_start(cfg, self.ctx)
+            if self.is_main_process:
+                import json
+
+                (self.run_dir / "warm_start.json").write_text(
+                    json.dumps({"model": base_model_path, **self.warm_start_summary}, indent=2)
+                )
+        elif warm_start not in ("none", "sft"):  # (auto was resolved above)
+            raise ValueError(f"trainer.warm_start={warm_start!r}: choose none, sft or auto")
         model_path = str(self.resume_path / "model") if self.resume_path else base_model_path
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.pad_token_id = (
@@ -249,17 +306,24 @@ class Trainer:
         self._validation_seconds = 0.0
         if self.resume_path is not None:
             self._restore(self.resume_path)
+        self.log(  # the warm start's own validation before and after SFT (step-0 record)
+            {
+                f"warm_start/{key}": float(value)
+                for key, value in self.warm_start_summary.items()
+                if isinstance(value, int | float)
+            }
+        )
 
     # ------------------------------------------------------------------------------------
     # helpers the callbacks use
     # ------------------------------------------------------------------------------------
     @property
     def val_tasks(self) -> list[Task]:
-        """The first ``trainer.val_tasks`` tasks of the env's validation split."""
+        """``trainer.val_tasks`` tasks of the env's validation split (all when 0), see
+        :func:`balanced_subset`."""
         if self._val_tasks is None:
             tasks = list(self.env_spec.list_tasks(self.env_cfg, self.config.env.val_split))
-            limit = int(self.config.trainer.val_tasks)
-            self._val_tasks = tasks[:limit] if limit > 0 else tasks
+            self._val_tasks = balanced_subset(tasks, int(self.config.trainer.val_tasks))
         return self._val_tasks
 
     def build_skill_provider(self, skills_cfg: Mapping[str, Any]) -> SkillProvider:
@@ -394,7 +458,11 @@ class Trainer:
             ]
             result = collector.run(
                 assignments,
-                sampling_params(self.sampling_cfg, seed=_mix_seed(self.seed, step, round_index)),
+                sampling_params(
+                    self.sampling_cfg,
+                    seed=_mix_seed(self.seed, step, round_index),
+                    overrides=self.sampling_overrides,
+                ),
                 skill_provider=self.skill_provider,
                 traj_id_start=self._traj_counter,
                 progress=bar,
@@ -461,7 +529,11 @@ class Trainer:
                 assignments,
                 # the same seed for every validation: paired comparisons (with and without
                 # skills, before and after an update) see the same sampling noise
-                sampling_params(self.config.backend.val_sampling, seed=_mix_seed(self.seed, 7)),
+                sampling_params(
+                    self.config.backend.val_sampling,
+                    seed=_mix_seed(self.seed, 7),
+                    overrides=self.sampling_overrides,
+                ),
                 skill_provider=skill_provider
                 if skill_provider is not None
                 else self.skill_provider,
@@ -489,7 +561,8 @@ class Trainer:
             callback.on_train_start(self)
         if tcfg.val_before_train and self.step == 0:
             self.validate()
-            self._flush(0)
+        if self.step == 0:
+            self._flush(0)  # the starting policy's record (validations, warm start)
         last: dict[str, float] = {}
         while self.step < self.total_steps:
             step = self.step + 1

@@ -66,6 +66,7 @@ class EnvSpec:
     task_types: tuple[str, ...] = ()
     config: type | None = None
     metrics: Factory | None = None
+    expert: Factory | None = None
     description: str = ""
     plugin: str = ""
 
@@ -84,6 +85,10 @@ class EnvSpec:
     def episode_metrics(self, records: list[dict[str, Any]]) -> dict[str, float] | None:
         """The env's own episode metrics (None when it registered no ``metrics``)."""
         return None if self.metrics is None else resolve(self.metrics)(records)
+
+    def make_expert(self, env_cfg: Any) -> Any:
+        """The env's expert (see ``register_envs``); None when it registered none."""
+        return None if self.expert is None else resolve(self.expert)(env_cfg)
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,15 @@ class AlfworldConfig(EnvConfig):
         not one of the engine's commands with the engine's own ``Nothing happens.``
         without running the engine.
     Prompt and parsing
-        ``history_length``: past (observation, action) pairs shown. ``require_think``:
-        a response without a ``<think>...</think>`` block is invalid. ``reject_cjk``:
-        a response with CJK ideographs is invalid. ``lowercase``: the action is
-        lower-cased. ``require_admissible``: an action that is not one of the admissible
-        commands is invalid (verl-agent does not check this; off by default).
+        ``history_length``: past (observation, action) pairs shown.
+        ``response_format``: ``standard`` (``<think>...</think><action>...</action>``, as
+        verl-agent) or ``compact`` (``<action>...</action>`` only, 24 new tokens; for
+        small models on CPU). ``require_think``: a response without a
+        ``<think>...</think>`` block is invalid (``null``: when the format asks for
+        one). ``reject_cjk``: a response with CJK ideographs is invalid. ``lowercase``:
+        the action is lower-cased. ``require_admissible``: an action that is not one of
+        the admissible commands is invalid (verl-agent does not check this; off by
+        default).
         ``invalid_action_penalty``: subtracted by the trainer for each invalid response.
     """
 
@@ -67,7 +71,7 @@ class AlfworldConfig(EnvConfig):
     won_reward: float = 10.0
     engine_cache: bool = True
     fast_noop: bool = True
-    require_think: bool = True
+    require_think: bool | None = None
     reject_cjk: bool = True
     lowercase: bool = True
     require_admissible: bool = False

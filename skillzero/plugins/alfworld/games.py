@@ -234,6 +234,23 @@ def read_walkthrough(game_file: str | os.PathLike[str]) -> list[str]:
     return [str(a) for a in walkthrough] if isinstance(walkthrough, list) else []
 
 
+class WalkthroughExpert:
+    """ALFWorld's expert: the planner walkthrough stored in each game file (generated
+    games and the published ones alike); ``skillzero sft`` replays it in the engine."""
+
+    def __init__(self, env_cfg: Mapping[str, Any] | Any | None = None) -> None:
+        del env_cfg  # the plan is in the game file
+
+    def actions(self, task: Task) -> list[str] | None:
+        game_file = task.payload.get("game_file")
+        if not game_file:
+            return None
+        try:
+            return read_walkthrough(game_file) or None
+        except (OSError, ValueError):
+            return None
+
+
 def count_by_type(tasks: Sequence[Task]) -> dict[str, int]:
     """Number of tasks per short task-type name, in the canonical order."""
     counts = dict.fromkeys(SHORT_NAMES.values(), 0)

@@ -28,6 +28,7 @@ def register_envs(register: Any) -> None:
         task_types=TASK_TYPE_NAMES,
         config=AlfworldConfig,
         metrics="skillzero.plugins.alfworld.metrics:episode_metrics",
+        expert="skillzero.plugins.alfworld.games:WalkthroughExpert",
         description="ALFWorld household tasks on the TextWorld engine (3,553 train games)",
     )
 

@@ -4,9 +4,19 @@ Prompts carry the information of the verl-agent / SKILL0 ALFWorld templates, in 
 wording: the role, the task (from the first observation's ``Your task is to: ...``), the
 skill provider's block when skills are in context, the number of steps taken so far,
 the last ``history_length`` (observation, action) pairs with their step numbers, the
-current step and observation, the admissible actions, and the answer format
-``<think>...</think><action>...</action>``. Every prompt is a fresh single-turn chat
-built from that bounded window, so its length does not grow over an episode.
+current step and observation, the admissible actions, and the answer format. Every
+prompt is a fresh single-turn chat built from that bounded window, so its length does not
+grow over an episode.
+
+Response formats (``env.response_format``):
+
+``standard``
+    ``<think>...</think><action>...</action>``, verl-agent's ALFWorld format (the default,
+    and what the GPU configs use); responses may run to the backend's ``max_new_tokens``.
+``compact``
+    ``<action>...</action>`` alone, 24 new tokens, generation stopped at ``</action>``:
+    a format a 135M model can follow after a short warm start, for CPU runs. The
+    benchmark (games, actions, reward) is the same; only the answer asked for is shorter.
 
 Validity rules (verl-agent's ALFWorld projection, each one configurable): exactly one
 ``<action>...</action>`` block with non-empty content; a ``<think>`` tag followed
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from skillzero.core.env import ChatMessages, ParsedAction, PromptContext, history_window
@@ -34,7 +45,48 @@ ANSWER_FORMAT = (
     "Reason step by step about what to do next inside <think> </think> tags. Then write "
     "exactly one action from the list above inside <action> </action> tags."
 )
+COMPACT_ANSWER_FORMAT = (
+    "Write exactly one action from the list above inside <action> </action> tags."
+)
 NO_ACTIONS = "(none)"
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """What the agent is asked to write, and the sampling limits that fit it."""
+
+    name: str
+    think: bool
+    instruction: str
+    max_new_tokens: int | None
+    """``None``: the backend's own setting."""
+    stop: tuple[str, ...] = ()
+
+
+RESPONSE_FORMATS: dict[str, ResponseFormat] = {
+    "standard": ResponseFormat(
+        "standard", think=True, instruction=ANSWER_FORMAT, max_new_tokens=None
+    ),
+    "compact": ResponseFormat(
+        "compact",
+        think=False,
+        instruction=COMPACT_ANSWER_FORMAT,
+        max_new_tokens=24,
+        stop=("</action>",),
+    ),
+}
+
+
+def response_format(env_cfg: Mapping[str, Any] | Any | None) -> ResponseFormat:
+    """The :class:`ResponseFormat` named by ``env.response_format`` (default
+    ``standard``); an unknown name is an error that lists the known ones."""
+    name = str(cfg_get(env_cfg, "response_format", "standard") or "standard")
+    if name not in RESPONSE_FORMATS:
+        raise ValueError(
+            f"env.response_format={name!r} is not an ALFWorld response format; "
+            f"choose one of {sorted(RESPONSE_FORMATS)}"
+        )
+    return RESPONSE_FORMATS[name]
 
 
 def task_description(observation: str) -> str:
@@ -56,11 +108,22 @@ def format_actions(actions: Sequence[str] | None) -> str:
 class AlfworldPrompt:
     """Builds the one user message of each step (see the module docstring).
 
-    ``env_cfg``: reads ``history_length`` (default 2).
+    ``env_cfg``: reads ``history_length`` (default 2) and ``response_format``.
     """
 
     def __init__(self, env_cfg: Mapping[str, Any] | Any | None = None) -> None:
         self.history_length = int(cfg_get(env_cfg, "history_length", 2))
+        self.format = response_format(env_cfg)
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        """Sampling settings the response format needs (see
+        :meth:`skillzero.core.env.PromptBuilder.sampling_overrides`)."""
+        overrides: dict[str, Any] = {}
+        if self.format.max_new_tokens is not None:
+            overrides["max_new_tokens"] = self.format.max_new_tokens
+        if self.format.stop:
+            overrides["stop"] = list(self.format.stop)
+        return overrides
 
     def task_text(self, ctx: PromptContext) -> str:
         """The goal of the episode, from the first observation of ``ctx``."""
@@ -107,7 +170,7 @@ class AlfworldPrompt:
                 f"This is step {taken + 1}. Your current observation is:\n{ctx.observation}"
             )
         parts.append("The actions you can take now are:\n" + format_actions(ctx.admissible_actions))
-        parts.append(ANSWER_FORMAT)
+        parts.append(self.format.instruction)
         return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -126,13 +189,18 @@ answers ``Nothing happens.`` and the game does not change."""
 class AlfworldActionParser:
     """Turns an LLM response into the command sent to the engine; never raises.
 
-    ``env_cfg``: ``require_think``, ``reject_cjk``, ``lowercase`` (all true by default)
-    and ``require_admissible`` (false). See the module docstring for the rules. Invalid
-    responses give ``ParsedAction(action="", valid=False, reason=...)``.
+    ``env_cfg``: ``require_think`` (``null``: as the response format asks, i.e. true for
+    ``standard`` and false for ``compact``), ``reject_cjk``, ``lowercase`` (true by
+    default) and ``require_admissible`` (false). See the module docstring for the rules.
+    Invalid responses give ``ParsedAction(action="", valid=False, reason=...)``.
+    :meth:`render` is the inverse: the response that the format expects for an action
+    (used to turn expert actions into supervised targets).
     """
 
     def __init__(self, env_cfg: Mapping[str, Any] | Any | None = None) -> None:
-        self.require_think = bool(cfg_get(env_cfg, "require_think", True))
+        self.format = response_format(env_cfg)
+        require_think = cfg_get(env_cfg, "require_think", None)
+        self.require_think = self.format.think if require_think is None else bool(require_think)
         self.reject_cjk = bool(cfg_get(env_cfg, "reject_cjk", True))
         self.lowercase = bool(cfg_get(env_cfg, "lowercase", True))
         self.require_admissible = bool(cfg_get(env_cfg, "require_admissible", False))
@@ -142,6 +210,15 @@ class AlfworldActionParser:
             return self._parse(text, admissible_actions)
         except Exception as exc:  # the contract: never raise, whatever the input
             return _invalid(f"unparseable response ({type(exc).__name__})")
+
+    def render(self, action: str, thought: str | None = None) -> str:
+        """The response of this format that parses to ``action``; with the ``standard``
+        format, ``thought`` fills the think block (a plain statement of the step when
+        ``None``: experts have plans, not reasoning text)."""
+        if self.format.think:
+            thought = thought if thought is not None else f"Next I will {action}."
+            return f"{THINK_OPEN}{thought}{THINK_CLOSE}\n{ACTION_OPEN}{action}{ACTION_CLOSE}"
+        return f"{ACTION_OPEN}{action}{ACTION_CLOSE}"
 
     def _parse(self, text: Any, admissible_actions: Sequence[str] | None) -> ParsedAction:
         if not isinstance(text, str):

@@ -1,4 +1,5 @@
-"""First-party components every run needs: env-pool workers and the zero-skill provider.
+"""First-party components every run needs: env-pool workers, the zero-skill provider and
+the supervised ``nll`` loss term of ``skillzero sft``.
 
 Loaded through the entry point ``builtin`` of the ``skillzero`` distribution, the same
 way as any third-party plugin.
@@ -26,3 +27,12 @@ def register_env_workers(register):
 @hookimpl
 def register_skill_providers(register):
     register("none", "skillzero.core.skills:NoSkills", description="no skills in context")
+
+
+@hookimpl
+def register_loss_terms(register):
+    register(
+        "nll",
+        "skillzero.core.losses:NegativeLogLikelihood",
+        description="token-mean negative log-likelihood of the responses (skillzero sft)",
+    )

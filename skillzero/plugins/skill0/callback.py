@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 WITH_SKILLS_TAG = "curriculum/with_skills"
 WITHOUT_SKILLS_TAG = "curriculum/without_skills"
 FINAL_TAG = "final/no_skills"
+INITIAL_TAG = "initial/no_skills"
 _BUDGET_KEYS = ("skill0/budget", "skill0/active_sources")
 
 
@@ -67,7 +68,10 @@ class Skill0Curriculum(TrainerCallback):
     ``every``: validation interval ``d`` in steps; ``max_set_schedule``: the budget of
     each stage (``None``: the paper's ``M(s)`` with ``num_stages`` stages);
     ``threshold`` / ``strict``: drop a source when ``Δ < threshold`` (``<=`` if strict);
-    ``final_eval_without_skills``: validate with zero skills after training.
+    ``final_eval_without_skills``: validate with zero skills after training
+    (``final/no_skills``); ``initial_eval_without_skills``: also before the first step
+    (``initial/no_skills``), so the zero-skill agent is compared with itself before and
+    after training on the same tasks and seeds.
     """
 
     name = "skill0_curriculum"
@@ -80,6 +84,7 @@ class Skill0Curriculum(TrainerCallback):
         strict: bool = False,
         final_eval_without_skills: bool = True,
         num_stages: int = 3,
+        initial_eval_without_skills: bool = False,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"skill0_curriculum: every must be >= 1, got {every}")
@@ -91,6 +96,7 @@ class Skill0Curriculum(TrainerCallback):
         self.threshold = float(threshold)
         self.strict = bool(strict)
         self.final_eval_without_skills = bool(final_eval_without_skills)
+        self.initial_eval_without_skills = bool(initial_eval_without_skills)
         self.curriculum: SkillCurriculum | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -124,6 +130,8 @@ class Skill0Curriculum(TrainerCallback):
             self.curriculum.load_state_dict(self._pending_state)
             self._pending_state = None
         self._apply(trainer, int(trainer.step) + 1)
+        if self.initial_eval_without_skills and int(trainer.step) == 0:
+            trainer.validate(skill_provider=NoSkills(), tag=INITIAL_TAG)
 
     def before_rollout(self, trainer: Any, step: int) -> None:
         active = self._apply(trainer, step, log_change=False)

@@ -9,6 +9,10 @@ curriculum leaves in play; ``None`` = all):
     (category routing, as SKILL0 and SkillRL's template mode do).
 ``all``
     Every skill of the bank, in bank order.
+
+Both take ``max_per_source`` (default: no limit): the first N skills of each source, in
+bank order, so that every source still appears in a short prompt (where a
+``budget_tokens`` cut would drop the later sources whole).
 ``embedding``
     The ``top_k_general`` general skills and the ``top_k_task`` task-specific skills
     (from any source) most similar to the task text, by cosine similarity of
@@ -60,10 +64,25 @@ def bank_from_config(skills_cfg: Mapping[str, Any] | Any | None) -> SkillBank:
 
 class BankSkillProvider(SkillProvider):
     """A provider that chooses from a :class:`SkillBank`; exposes the bank's sources so
-    that a curriculum can rank and withdraw them."""
+    that a curriculum can rank and withdraw them. ``max_per_source``: keep only the
+    first N skills of each source (None: all)."""
 
-    def __init__(self, bank: SkillBank) -> None:
+    def __init__(self, bank: SkillBank, max_per_source: int | None = None) -> None:
+        if max_per_source is not None and int(max_per_source) < 1:
+            raise ValueError(f"max_per_source must be >= 1 or null, got {max_per_source}")
         self.bank = bank
+        self.max_per_source = None if max_per_source is None else int(max_per_source)
+
+    def _first_of_each_source(self, skills: list[Skill]) -> list[Skill]:
+        if self.max_per_source is None:
+            return skills
+        seen: dict[str, int] = {}
+        kept = []
+        for skill in skills:
+            seen[skill.source] = seen.get(skill.source, 0) + 1
+            if seen[skill.source] <= self.max_per_source:
+                kept.append(skill)
+        return kept
 
     def sources(self) -> tuple[str, ...]:
         """Every source of the bank, in bank order."""
@@ -79,14 +98,16 @@ class CategorySkillProvider(BankSkillProvider):
 
     def skills_for(self, task: Task, task_text: str = "") -> list[Skill]:
         sources = (*self.bank.general_sources, *self.bank.sources_for(task.task_type))
-        return self._filter(self.bank.skills_of(sources))
+        return self._filter(self._first_of_each_source(list(self.bank.skills_of(sources))))
 
 
 class AllSkillsProvider(BankSkillProvider):
     """Every skill of the bank, whatever the task."""
 
     def skills_for(self, task: Task, task_text: str = "") -> list[Skill]:
-        return self._filter(list(self.bank.skills_of(self.bank.sources())))
+        return self._filter(
+            self._first_of_each_source(list(self.bank.skills_of(self.bank.sources())))
+        )
 
 
 class EmbeddingSkillProvider(BankSkillProvider):
@@ -179,13 +200,17 @@ class EmbeddingSkillProvider(BankSkillProvider):
 
 
 def make_category_provider(skills_cfg: Mapping[str, Any] | Any) -> CategorySkillProvider:
-    """Factory of the ``category`` provider."""
-    return CategorySkillProvider(bank_from_config(skills_cfg))
+    """Factory of the ``category`` provider. Params: ``max_per_source`` (null)."""
+    return CategorySkillProvider(
+        bank_from_config(skills_cfg), _params(skills_cfg).get("max_per_source")
+    )
 
 
 def make_all_provider(skills_cfg: Mapping[str, Any] | Any) -> AllSkillsProvider:
-    """Factory of the ``all`` provider."""
-    return AllSkillsProvider(bank_from_config(skills_cfg))
+    """Factory of the ``all`` provider. Params: ``max_per_source`` (null)."""
+    return AllSkillsProvider(
+        bank_from_config(skills_cfg), _params(skills_cfg).get("max_per_source")
+    )
 
 
 def make_embedding_provider(skills_cfg: Mapping[str, Any] | Any) -> EmbeddingSkillProvider:

@@ -1,11 +1,20 @@
-"""Rollout with plain transformers: one prefill per distinct prompt, then batched decoding.
+"""Rollout with plain transformers: prompt prefixes prefilled once, then batched decoding.
 
-Agent prompts are long and responses short, so on CPU most of a rollout is prefill. In
-GRPO-style training the members of a group share their first prompt, so this backend
-de-duplicates prompts, prefills each distinct one once, and copies its KV cache to every
-row that samples from it (``DynamicCache.batch_select_indices``). Decoding runs one
-batched forward per token over the rows still generating; finished rows are dropped from
-the cache so they stop costing compute.
+Agent prompts are long and responses short, so on CPU much of a rollout is prefill, and
+prompts repeat each other: the members of a group share their first prompt, all prompts
+of an env share their instructions, all prompts of an episode its task, and group members
+share their first observation for a few turns. The backend therefore
+
+- de-duplicates the prompts of a call and prefills each distinct prompt once;
+- keeps the key/value states of prompt prefixes across calls in a
+  :class:`~skillzero.plugins.transformers_backend.prefix_cache.PrefixCache` (keyed by token
+  ids, LRU-bounded, cleared when the weights change) and prefills only what follows the
+  longest cached prefix; distinct prompts are prefilled in sorted order, so prompts of one
+  call that share a prefix reuse it too;
+- decodes all rows of a batch together with a
+  :class:`~skillzero.plugins.transformers_backend.decode.SharedPromptCache`: each distinct
+  prompt's states are read once per step for all its rows, generated tokens go into
+  preallocated buffers, and finished rows leave the batch.
 
 Log-probs are those of the sampled token under the temperature-scaled distribution
 ``log_softmax(logits / T)`` (``T = 1`` for greedy decoding), before top-k/top-p
@@ -15,7 +24,7 @@ filtering: the same quantity the trainer recomputes from the prompt and response
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,16 +33,35 @@ import torch
 from skillzero.core.config import cfg_get
 from skillzero.core.models import resolve_attn_implementation, resolve_model_path, torch_dtype
 from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
-from skillzero.core.trajectory import left_pad
+from skillzero.plugins.transformers_backend.decode import (
+    SharedPromptCache,
+    register_attention,
+    supports_shared_prompt_decoding,
+)
+from skillzero.plugins.transformers_backend.prefix_cache import PrefixCache
+
+PARAMS: dict[str, Any] = {
+    "device": "auto",
+    "share_prefill": True,
+    "prefix_cache": True,
+    "prefix_cache_max_tokens": 8192,
+    "prefix_cache_block_size": 16,
+    "max_batch_rows": 64,
+}
+"""The settings of ``backend.params`` and their defaults."""
 
 
 @dataclass
 class RolloutStats:
-    """Cumulative counters: tokens and seconds spent in prefill and decoding."""
+    """Cumulative counters: prompts, tokens and seconds spent in prefill and decoding.
+
+    ``prefill_tokens`` counts the prompt tokens computed, ``reused_prefix_tokens`` those
+    whose states came from the prefix cache instead."""
 
     prompts: int = 0
     distinct_prompts: int = 0
     prefill_tokens: int = 0
+    reused_prefix_tokens: int = 0
     generated_tokens: int = 0
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
@@ -54,11 +82,51 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
     return logits
 
 
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row of ``probs`` (rows, vocab; non-negative, not necessarily
+    normalised), drawn with probability proportional to its entry.
+
+    Inverse-CDF sampling with one uniform number per row. (``torch.multinomial`` draws one
+    exponential number per vocabulary entry for a single sample, which on CPU costs more
+    than the rest of the step's sampling.) The uniform number is a float32 below 1 and the
+    cumulative sums are float64, so the target ``u * total`` stays below the total and the
+    index found always has a positive probability.
+    """
+    cumulative = probs.double().cumsum(-1)
+    uniform = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device)
+    target = uniform.double() * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, target, right=True).squeeze(-1)
+
+
+def sample_tokens(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row of ``logits`` (rows, vocab) and its log-prob under
+    ``log_softmax(logits / T)``. One normaliser per row is all the vocabulary-wide work
+    beyond the draw itself (filters only when top-k/top-p are on)."""
+    temperature = params.temperature
+    scaled = logits if temperature in (0.0, 1.0) else logits / temperature
+    top = scaled.amax(-1, keepdim=True)
+    weights = (scaled - top).exp_()  # unnormalised probabilities, enough for the draw
+    log_norm = top + weights.sum(-1, keepdim=True).log_()
+    if temperature == 0:
+        tokens = scaled.argmax(-1)
+    elif (0 < params.top_k < scaled.shape[-1]) or params.top_p < 1.0:
+        tokens = draw(filter_logits(scaled, params.top_k, params.top_p).softmax(-1), generator)
+    else:
+        tokens = draw(weights, generator)
+    chosen = scaled.gather(-1, tokens.unsqueeze(-1)) - log_norm
+    return tokens, chosen.squeeze(-1)
+
+
 class TransformersBackend(RolloutBackend):
     """A :class:`RolloutBackend` on a transformers causal LM.
 
-    ``backend_cfg.params``: ``device`` (``auto``, ``cpu``, ``cuda``), ``prefill_batch_size``
-    (distinct prompts per prefill forward, default 8), ``share_prefill`` (default true).
+    ``backend_cfg.params`` (defaults in :data:`PARAMS`): ``device`` (``auto``, ``cpu``,
+    ``cuda``); ``share_prefill`` (identical prompts of a call are prefilled once);
+    ``prefix_cache`` (keep prompt-prefix states across calls), ``prefix_cache_max_tokens``
+    (its memory bound, in tokens), ``prefix_cache_block_size`` (its granularity);
+    ``max_batch_rows`` (rows decoded together; more rows wait for the next batch).
     """
 
     def __init__(
@@ -71,13 +139,30 @@ class TransformersBackend(RolloutBackend):
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        params = cfg_get(backend_cfg, "params", {}) or {}
-        device = params.get("device", "auto")
+        given = cfg_get(backend_cfg, "params", {}) or {}
+        unknown = sorted(str(k) for k in given if k not in PARAMS)
+        if unknown:
+            raise ValueError(
+                f"backend.params: unknown setting(s) {', '.join(unknown)} for the transformers "
+                f"backend; known: {', '.join(PARAMS)}"
+            )
+        params = {key: given.get(key, default) for key, default in PARAMS.items()}
+        device = params["device"]
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.prefill_batch_size = int(params.get("prefill_batch_size", 8))
-        self.share_prefill = bool(params.get("share_prefill", True))
+        self.share_prefill = bool(params["share_prefill"])
+        self.max_batch_rows = int(params["max_batch_rows"])
+        if self.max_batch_rows < 1:
+            raise ValueError(
+                f"backend.params.max_batch_rows must be >= 1, got {self.max_batch_rows}"
+            )
+        self.prefix_cache: PrefixCache | None = None
+        if params["prefix_cache"]:
+            self.prefix_cache = PrefixCache(
+                block_size=int(params["prefix_cache_block_size"]),
+                max_tokens=int(params["prefix_cache_max_tokens"]),
+            )
         if model is None or tokenizer is None:
             path = resolve_model_path(model_cfg)
             dtype = torch_dtype(str(cfg_get(model_cfg, "dtype", "float32")))
@@ -89,6 +174,13 @@ class TransformersBackend(RolloutBackend):
                     str(cfg_get(model_cfg, "attn_implementation", "sdpa")), self.device.type
                 ),
             )
+        if not supports_shared_prompt_decoding(model):
+            raise ValueError(
+                f"the transformers backend needs a model whose layers all use full attention "
+                f"through transformers' AttentionInterface; {type(model).__name__} does not "
+                "(sliding-window or linear-attention layers): use backend=vllm"
+            )
+        register_attention()
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
         self.pad_token_id = (
@@ -99,6 +191,9 @@ class TransformersBackend(RolloutBackend):
             eos = tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.stats = RolloutStats()
+        #: the clock of ``stats``' seconds (benchmarks on shared machines may use CPU time)
+        self.clock: Callable[[], float] = time.perf_counter
+        self._weights_version = self._parameter_version()
 
     # -- generation ----------------------------------------------------------------------
     @torch.no_grad()
@@ -110,15 +205,22 @@ class TransformersBackend(RolloutBackend):
         keys = [tuple(int(t) for t in p) for p in prompts]
         if any(len(k) == 0 for k in keys):
             raise ValueError("cannot generate from an empty prompt")
-        # rows: (prompt position, sample number); each row samples from one distinct prompt
-        rows = [(p, s) for p in range(len(keys)) for s in range(params.n)]
+        self._check_weights()
+        # Distinct prompts in token order: prompts that share a prefix are neighbours, so
+        # the prefix cache serves the later ones. Rows: (prompt position, sample number).
         if self.share_prefill:
-            distinct = list(dict.fromkeys(keys))
+            distinct = sorted(set(keys))
             index_of = {k: i for i, k in enumerate(distinct)}
-            source = [index_of[keys[p]] for p, _ in rows]
+            source = [index_of[k] for k in keys]
         else:
-            distinct = keys
-            source = [p for p, _ in rows]
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            distinct = [keys[p] for p in order]
+            source = [0] * len(keys)
+            for i, p in enumerate(order):
+                source[p] = i
+        rows_of: list[list[tuple[int, int]]] = [[] for _ in distinct]
+        for p, d in enumerate(source):
+            rows_of[d].extend((p, s) for s in range(params.n))
         self.stats.prompts += len(keys)
         self.stats.distinct_prompts += len(distinct)
 
@@ -126,131 +228,156 @@ class TransformersBackend(RolloutBackend):
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
 
-        outputs: list[list[int]] = [[] for _ in rows]
-        log_probs: list[list[float]] = [[] for _ in rows]
-        finish: list[str] = ["length"] * len(rows)
-        # rows that stopped on EOS: (token, log-prob), reported in Generation.extra
-        eos_seen: dict[int, tuple[int, float]] = {}
-        # Prefill in chunks of distinct prompts; decode each chunk's rows together.
-        for start in range(0, len(distinct), self.prefill_batch_size):
-            end = min(start + self.prefill_batch_size, len(distinct))
-            chunk_rows = [r for r, src in enumerate(source) if start <= src < end]
-            self._generate_chunk(
-                distinct[start:end],
-                [source[r] - start for r in chunk_rows],
-                chunk_rows,
-                params,
-                generator,
-                outputs,
-                log_probs,
-                finish,
-                eos_seen,
-            )
+        results: list[list[Generation | None]] = [[None] * params.n for _ in keys]
+        # Batches of whole prompts (all rows of a prompt decode together), in prompt order.
+        start = 0
+        while start < len(distinct):
+            end, rows = start, 0
+            while end < len(distinct) and (
+                end == start or rows + len(rows_of[end]) <= self.max_batch_rows
+            ):
+                rows += len(rows_of[end])
+                end += 1
+            batch_rows = [row for d in range(start, end) for row in rows_of[d]]
+            row_prompt = [d - start for d in range(start, end) for _ in rows_of[d]]
+            for (p, s), generation in zip(
+                batch_rows,
+                self._generate_batch(distinct[start:end], row_prompt, params, generator),
+                strict=True,
+            ):
+                generation.prompt_ids = list(keys[p])
+                results[p][s] = generation
+            start = end
+        return [[g for g in gens if g is not None] for gens in results]
 
-        results: list[list[Generation]] = [[] for _ in keys]
-        for r, (p, _) in enumerate(rows):
-            text = self.tokenizer.decode(outputs[r], skip_special_tokens=True)
-            results[p].append(
-                Generation(
-                    prompt_ids=list(keys[p]),
-                    token_ids=outputs[r],
-                    text=text,
-                    log_probs=log_probs[r],
-                    finish_reason=finish[r],
-                    extra=(
-                        {"eos_token_id": eos_seen[r][0], "eos_log_prob": eos_seen[r][1]}
-                        if r in eos_seen
-                        else {}
-                    ),
-                )
-            )
-        return results
-
-    def _generate_chunk(
-        self,
-        prompts: list[tuple[int, ...]],
-        row_source: list[int],
-        row_ids: list[int],
-        params: SamplingParams,
-        generator: torch.Generator | None,
-        outputs: list[list[int]],
-        log_probs: list[list[float]],
-        finish: list[str],
-        eos_seen: dict[int, tuple[int, float]],
-    ) -> None:
+    def _prefill(self, prompt: tuple[int, ...]) -> tuple[list[Any], torch.Tensor]:
+        """The prompt's per-layer cache (keys and values of every prompt token) and the
+        logits of its last position, computing only what the prefix cache lacks."""
         from transformers import DynamicCache
 
-        started = time.perf_counter()
-        ids, mask = left_pad(prompts, self.pad_token_id)
-        ids, mask = ids.to(self.device), mask.long().to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        reused, blocks = 0, []
+        if self.prefix_cache is not None:
+            reused, blocks = self.prefix_cache.match(prompt, len(prompt) - 1)
         cache = DynamicCache(config=self.model.config)
+        if reused:
+            prefix = torch.cat(blocks, dim=3) if len(blocks) > 1 else blocks[0]
+            for layer in range(prefix.shape[0]):
+                cache.update(prefix[layer, 0].unsqueeze(0), prefix[layer, 1].unsqueeze(0), layer)
         out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
+            input_ids=torch.tensor([prompt[reused:]], device=self.device),
+            position_ids=torch.arange(reused, len(prompt), device=self.device).unsqueeze(0),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        self.stats.prefill_tokens += int(mask.sum())
-        select = torch.tensor(row_source, device=self.device)
-        cache = out.past_key_values
-        cache.batch_select_indices(select)
-        logits = out.logits[:, -1, :].float().index_select(0, select)
-        mask = mask.index_select(0, select)
-        next_position = positions[:, -1].index_select(0, select) + 1
-        self.stats.prefill_seconds += time.perf_counter() - started
+        self.stats.prefill_tokens += len(prompt) - reused
+        self.stats.reused_prefix_tokens += reused
+        return out.past_key_values.layers, out.logits[0, -1].float()
 
-        started = time.perf_counter()
-        active = list(range(len(row_ids)))  # positions in the current (shrinking) batch
-        temperature = params.temperature if params.temperature > 0 else 1.0
-        for step in range(params.max_new_tokens):
-            scaled = logits / temperature
-            token_log_probs = torch.log_softmax(scaled, dim=-1)
-            if params.temperature == 0:
-                tokens = scaled.argmax(-1)
-            else:
-                filtered = filter_logits(scaled, params.top_k, params.top_p)
-                probs = filtered.softmax(-1)
-                tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            chosen = token_log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-            keep = []
-            for b, row in enumerate(active):
-                r = row_ids[row]
-                token = int(tokens[b])
-                if token in self.eos_token_ids:
-                    finish[r] = "eos"
-                    eos_seen[r] = (token, float(chosen[b]))
-                    continue
-                outputs[r].append(token)
-                log_probs[r].append(float(chosen[b]))
-                self.stats.generated_tokens += 1
-                if params.stop and self._hit_stop(outputs[r], params.stop):
-                    finish[r] = "stop"
-                    continue
-                keep.append(b)
-            if not keep or step == params.max_new_tokens - 1:
-                break
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                mask = mask.index_select(0, index)
-                next_position = next_position.index_select(0, index)
-                tokens = tokens.index_select(0, index)
-                active = [active[b] for b in keep]
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            out = self.model(
-                input_ids=tokens.unsqueeze(-1),
-                attention_mask=mask,
-                position_ids=next_position.unsqueeze(-1),
-                past_key_values=cache,
-                use_cache=True,
+    def _generate_batch(
+        self,
+        prompts: list[tuple[int, ...]],
+        row_prompt: list[int],
+        params: SamplingParams,
+        generator: torch.Generator | None,
+    ) -> list[Generation]:
+        """Prefill ``prompts`` and decode one row per entry of ``row_prompt`` (the index
+        of the row's prompt)."""
+        started = self.clock()
+        cache: SharedPromptCache | None = None
+        last_logits = []
+        for index, prompt in enumerate(prompts):
+            layers, logits = self._prefill(prompt)
+            last_logits.append(logits)
+            states = [(layer.keys[0], layer.values[0]) for layer in layers]
+            if cache is None:
+                kv_heads, _, head_dim = states[0][0].shape
+                cache = SharedPromptCache(
+                    [len(p) for p in prompts],
+                    row_prompt,
+                    max(1, params.max_new_tokens - 1),
+                    layers=len(states),
+                    kv_heads=kv_heads,
+                    head_dim=head_dim,
+                    dtype=states[0][0].dtype,
+                    device=self.device,
+                )
+            cache.set_prompt(index, states)
+            if self.prefix_cache is not None:
+                self.prefix_cache.insert(prompt, states)
+        assert cache is not None
+        select = torch.tensor(row_prompt, device=self.device)
+        logits = torch.stack(last_logits).index_select(0, select)
+        positions = torch.tensor([len(prompts[p]) for p in row_prompt], device=self.device)
+        self.stats.prefill_seconds += self.clock() - started
+
+        started = self.clock()
+        count = len(row_prompt)
+        tokens_of: list[list[int]] = [[] for _ in range(count)]
+        log_probs_of: list[list[float]] = [[] for _ in range(count)]
+        finish = ["length"] * count
+        eos_seen: dict[int, tuple[int, float]] = {}
+        live = list(range(count))  # the row of each batch position
+        with cache.active(self.model):
+            for step in range(params.max_new_tokens):
+                tokens, chosen = sample_tokens(logits, params, generator)
+                finished = []
+                for b, (token, log_prob) in enumerate(
+                    zip(tokens.tolist(), chosen.tolist(), strict=True)
+                ):
+                    row = live[b]
+                    if row < 0:
+                        continue  # finished, waiting to leave the batch
+                    if token in self.eos_token_ids:
+                        finish[row] = "eos"
+                        eos_seen[row] = (token, log_prob)
+                        finished.append(b)
+                        continue
+                    tokens_of[row].append(token)
+                    log_probs_of[row].append(log_prob)
+                    if params.stop and self._hit_stop(tokens_of[row], params.stop):
+                        finish[row] = "stop"
+                        finished.append(b)
+                for b in finished:
+                    live[b] = -1
+                waiting = live.count(-1)
+                if waiting == len(live) or step == params.max_new_tokens - 1:
+                    break
+                # Finished rows leave once they are an eighth of the batch: a compaction
+                # copies the generated states, a waiting row costs one row of compute.
+                if waiting and waiting * 8 >= len(live):
+                    keep = [b for b, row in enumerate(live) if row >= 0]
+                    index = torch.tensor(keep, device=self.device)
+                    cache.keep_rows(keep)
+                    tokens = tokens.index_select(0, index)
+                    positions = positions.index_select(0, index)
+                    live = [live[b] for b in keep]
+                out = self.model(
+                    input_ids=tokens.unsqueeze(-1),
+                    position_ids=positions.unsqueeze(-1),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                logits = out.logits[:, -1, :].float()
+                positions = positions + 1
+        self.stats.generated_tokens += sum(len(t) for t in tokens_of)
+        self.stats.decode_seconds += self.clock() - started
+
+        return [
+            Generation(
+                prompt_ids=list(prompts[row_prompt[r]]),
+                token_ids=tokens_of[r],
+                text=self.tokenizer.decode(tokens_of[r], skip_special_tokens=True),
+                log_probs=log_probs_of[r],
+                finish_reason=finish[r],
+                extra=(
+                    {"eos_token_id": eos_seen[r][0], "eos_log_prob": eos_seen[r][1]}
+                    if r in eos_seen
+                    else {}
+                ),
             )
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-            next_position = next_position + 1
-        self.stats.decode_seconds += time.perf_counter() - started
+            for r in range(count)
+        ]
 
     def _hit_stop(self, tokens: list[int], stop: Sequence[str]) -> bool:
         # Only the tail can complete a stop string: decode a window, not the whole text.
@@ -259,16 +386,34 @@ class TransformersBackend(RolloutBackend):
         return any(s in tail for s in stop)
 
     # -- weights -------------------------------------------------------------------------
+    def _parameter_version(self) -> int:
+        # Every in-place change of a tensor bumps its version counter.
+        return sum(p._version for p in self.model.parameters())
+
+    def _check_weights(self) -> None:
+        """Cached prefix states belong to the weights they were computed with."""
+        version = self._parameter_version()
+        if version != self._weights_version:
+            if self.prefix_cache is not None:
+                self.prefix_cache.clear()
+            self._weights_version = version
+
     @torch.no_grad()
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Copy new weights into the model in place (names as in its ``state_dict``)."""
+        """Copy new weights into the model in place (names as in its ``state_dict``); the
+        prefix cache is cleared."""
         state = self.model.state_dict()
         unknown = []
-        for name, tensor in named_tensors:
-            target = state.get(name)
-            if target is None:
-                unknown.append(name)
-                continue
-            target.copy_(tensor.to(device=target.device, dtype=target.dtype))
+        try:
+            for name, tensor in named_tensors:
+                target = state.get(name)
+                if target is None:
+                    unknown.append(name)
+                    continue
+                target.copy_(tensor.to(device=target.device, dtype=target.dtype))
+        finally:
+            if self.prefix_cache is not None:
+                self.prefix_cache.clear()
+            self._weights_version = self._parameter_version()
         if unknown:
             raise KeyError(f"load_weights: the rollout model has no parameters {unknown[:5]}")

@@ -1,0 +1,1 @@
+"""Hydra config groups of the Search-QA plugin."""

@@ -1,0 +1,1 @@
+"""Hydra config entries of the WebShop plugin (``env=webshop``)."""

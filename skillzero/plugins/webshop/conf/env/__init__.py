@@ -1,0 +1,1 @@
+"""The ``env`` config group entry ``webshop``."""
