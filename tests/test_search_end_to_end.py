@@ -97,6 +97,7 @@ def test_train_on_the_generated_world_manages_its_server(
     task_types = [k for k in metrics if k.startswith("rollout/success_rate/synthetic_")]
     assert len(task_types) == 1  # one group: one question, one data source
     assert 0.0 <= metrics["rollout/valid_action_ratio"] <= 1.0
+    assert 0.0 <= metrics["rollout/f1"] <= 1.0  # from the env's final-step info
     assert metrics["rollout/env_errors"] == 0
     # every finished episode is in the episode log, with EM and F1
     episodes = [

@@ -158,6 +158,7 @@ def test_invalid_actions_and_max_turns(env_cfg: dict[str, Any], tasks: list[Task
     assert truncated
     assert not terminated
     assert not info["won"]
+    assert info["em"] == info["f1"] == 0.0
     assert env.steps_taken == 2
     env.reset(options={"task": task})
     _, reward, terminated, _, info = env.step("<answer>surely not this</answer>")

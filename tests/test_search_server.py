@@ -88,12 +88,13 @@ def servers() -> Any:
 
 @pytest.fixture(scope="module")
 def bm25_url(bm25_index: Path, servers: Any) -> str:
-    return ensure_server(bm25_index, threads=1, startup_timeout=120)
+    # two batch workers: the concurrency test also covers batches searched side by side
+    return ensure_server(bm25_index, threads=1, workers=2, startup_timeout=120)
 
 
 @pytest.fixture(scope="module")
 def dense_url(dense_index: Path, servers: Any) -> str:
-    return ensure_server(dense_index, threads=1, startup_timeout=300)
+    return ensure_server(dense_index, threads=1, workers=2, startup_timeout=300)
 
 
 @pytest.fixture(params=["bm25", pytest.param("dense", marks=pytest.mark.slow)])

@@ -287,20 +287,35 @@ def test_prefix_cache_stays_within_its_token_bound(tiny_model_dir):
     assert len(blocks) == length // 4
 
 
-def test_rows_leave_the_batch_and_batches_split_by_rows(tiny_model_dir):
-    """Rows that stop early (EOS, stop strings) and prompts spread over several decoding
-    batches give the same samples as one prompt at a time."""
-    backend = tiny_backend(tiny_model_dir, max_batch_rows=5)
+@pytest.mark.parametrize("max_batch_rows", [64, 5])
+def test_rows_leave_the_batch_and_batches_split_by_rows(tiny_model_dir, max_batch_rows):
+    """Rows that stop early leave the decoding batch, prompts are spread over batches of
+    at most ``max_batch_rows`` rows, and a repeated prompt has more rows than the others:
+    every prompt still gets what it gets when generated alone."""
+    backend = tiny_backend(tiny_model_dir, max_batch_rows=max_batch_rows)
     prompts = episode_prompts(backend, TURN_ONE + TURN_TWO)
+    prompts.append(prompts[0])
     free = backend.generate(prompts, SamplingParams(max_new_tokens=12, temperature=0.0))
-    stop = next(g[0].text[2:4] for g in free if len(g[0].text) > 5)
+    texts = [gens[0].text for gens in free]
+    # a stop string that some responses contain and others do not
+    stop = next(
+        t[i : i + 2]
+        for t in texts
+        for i in range(len(t) - 1)
+        if 0 < sum(t[i : i + 2] in u for u in texts) < len(texts) - 1
+    )
     params = SamplingParams(max_new_tokens=12, temperature=0.0, n=2, stop=(stop,))
     together = backend.generate(prompts, params)
+    reasons = {g.finish_reason for gens in together for g in gens}
+    assert reasons == {"stop", "length"}
     for prompt, gens in zip(prompts, together, strict=True):
         alone = backend.generate([prompt], params)[0]
         assert [g.token_ids for g in gens] == [g.token_ids for g in alone]
         assert [g.finish_reason for g in gens] == [g.finish_reason for g in alone]
-    assert any(g.finish_reason == "stop" for gens in together for g in gens)
+        for gen, ref in zip(gens, alone, strict=True):
+            torch.testing.assert_close(
+                torch.tensor(gen.log_probs), torch.tensor(ref.log_probs), atol=1e-5, rtol=0
+            )
 
 
 def test_unknown_backend_settings_are_rejected(tiny_model_dir):

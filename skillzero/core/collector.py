@@ -64,10 +64,14 @@ class EpisodeResult:
     actions: tuple[str | None, ...] = ()
     """The action of each step as the env received it (``None``: an invalid response)."""
     seed: int | None = None
+    final_info: dict[str, float] = field(default_factory=dict)
+    """The numeric entries of the last step's ``info`` (e.g. WebShop's ``task_score``)."""
 
     def as_record(self) -> dict[str, Any]:
-        """The dict that env metric functions read (``task_type``, ``won``, ...)."""
+        """The dict that env metric functions read (``task_type``, ``won``, ...), with the
+        numeric entries of the last step's ``info`` (never overriding those keys)."""
         return {
+            **self.final_info,
             "task_type": self.task.task_type,
             "task_id": self.task.task_id,
             "won": self.won,
@@ -352,6 +356,7 @@ class Collector:
                         result,
                         won=reply.won,
                         truncated=reply.truncated,
+                        final_info=reply.info,
                     )
                     if progress is not None:
                         progress.update(1)
@@ -396,6 +401,7 @@ class Collector:
         *,
         won: bool = False,
         truncated: bool = False,
+        final_info: dict[str, Any] | None = None,
     ) -> None:
         for sample in episode.samples:
             sample.episode_return = episode.env_return
@@ -419,5 +425,10 @@ class Collector:
                 error=error,
                 actions=tuple(episode.actions),
                 seed=episode.assignment.seed,
+                final_info={
+                    str(k): float(v)
+                    for k, v in (final_info or {}).items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                },
             )
         )

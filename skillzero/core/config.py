@@ -201,8 +201,9 @@ class SFTConfig:
 
     ``source``: ``expert`` (the env's expert plans) or the path of recorded episodes (a
     ``skillzero eval`` JSON report or a JSONL file). ``max_tasks``: demonstrations from
-    N tasks of ``env.train_split``, round-robin over task types (null: all). ``heldout_tasks``: tasks kept
-    out of training to measure held-out loss and action accuracy. One optimiser step per
+    N tasks of ``env.train_split``, round-robin over task types (null: all).
+    ``heldout_tasks``: tasks kept out of training to measure held-out loss and action
+    accuracy. One optimiser step per
     ``batch_size`` samples; ``sft.lr`` / ``warmup_steps`` / ``scheduler`` /
     ``min_lr_ratio`` replace ``trainer.optim``'s for the SFT run.
     """

@@ -197,11 +197,14 @@ class SearchEnv(TextEnv):
         return self._question, self._info()
 
     def _info(self, **extra: Any) -> dict[str, Any]:
+        # em and f1 in every step's info: an episode cut at max_steps scores 0 on both
         return {
             "won": False,
             "admissible_actions": None,
             "data_source": self._source,
             "searches": self._searches,
+            "em": 0.0,
+            "f1": 0.0,
             **extra,
         }
 

@@ -4,8 +4,9 @@ A pure function of episode records, so the trainer and ``skillzero eval`` report
 same numbers. A record's ``task_type`` is its question's data source (``nq``,
 ``hotpotqa``, ``synthetic_2hop``, ...). Papers report the mean of the per-source exact
 match over their seven sets; ``success_rate/source_mean`` is that mean over the sources
-present. Records that carry ``f1`` (the env reports it in the final step's info) also
-give ``f1`` and ``f1/<source>``.
+present. Records that carry ``f1`` (the env reports it in every step's info, and the
+trainer adds the last step's numeric info to each record) also give ``f1`` and
+``f1/<source>``.
 """
 
 from __future__ import annotations

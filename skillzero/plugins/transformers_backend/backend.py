@@ -245,7 +245,6 @@ class TransformersBackend(RolloutBackend):
                 self._generate_batch(distinct[start:end], row_prompt, params, generator),
                 strict=True,
             ):
-                generation.prompt_ids = list(keys[p])
                 results[p][s] = generation
             start = end
         return [[g for g in gens if g is not None] for gens in results]
@@ -261,8 +260,10 @@ class TransformersBackend(RolloutBackend):
         cache = DynamicCache(config=self.model.config)
         if reused:
             prefix = torch.cat(blocks, dim=3) if len(blocks) > 1 else blocks[0]
-            for layer in range(prefix.shape[0]):
-                cache.update(prefix[layer, 0].unsqueeze(0), prefix[layer, 1].unsqueeze(0), layer)
+            for layer, states in zip(cache.layers, prefix, strict=True):
+                # the layer's first update would copy the prefix once more
+                layer.lazy_initialization(states[0], states[1])
+                layer.keys, layer.values = states[0].unsqueeze(0), states[1].unsqueeze(0)
         out = self.model(
             input_ids=torch.tensor([prompt[reused:]], device=self.device),
             position_ids=torch.arange(reused, len(prompt), device=self.device).unsqueeze(0),

@@ -3,7 +3,7 @@
 In a rollout many rows decode from the same prompt (the ``n`` samples of a prompt, the
 members of a group whose prompts are identical). Copying the prompt's key/value states
 to every row, as ``generate`` does, makes every decoding step read the prompt ``rows``
-times: on a CPU this memory traffic costs more than the matrix products of the step.
+times: on a CPU this memory traffic costs as much as the matrix products of the step.
 
 :class:`SharedPromptCache` keeps the states of each distinct prompt once, left-padded to
 a common width, and the generated tokens' states per row in preallocated buffers (no
