@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -755,6 +756,9 @@ def ensure_warm_start(cfg: DictConfig, ctx: DistContext) -> tuple[str, dict[str,
                     trainer.fit()
                 finally:
                     trainer.close()
+                    # free the SFT policy, optimizer and backend before RL builds its own
+                    del trainer
+                    gc.collect()
                 if ctx.is_main:
                     checkpoint = ckpt.latest_checkpoint(work / "run")
                     assert checkpoint is not None
