@@ -1,6 +1,8 @@
 """ALFWorld env throughput: skillzero's EnvPool against verl-agent's one-process-per-env.
 
     python benchmarks/alfworld_pool.py --data DIR --envs 8 [--group-size 1] [--episodes 3]
+    python benchmarks/alfworld_pool.py --data DIR --envs 16 \\
+        --designs per-process,pool-2,ray-per-actor,ray-pool-2 --baseline ray-per-actor
 
 Every design plays the same episodes: ``--envs`` envs in ``envs / group-size`` groups
 (members of a group play the same game), ``--episodes`` rounds, the games of each round
@@ -22,10 +24,21 @@ answer without the engine). Designs:
     Ray actors, without Ray's own processes and memory).
 ``EnvPool, W worker(s)``
     skillzero's pool with the process backend, W = 1 and 2.
+``one Ray actor per env (verl-agent on Ray)``
+    verl-agent's design as it runs: a local Ray cluster and ``--envs`` Ray actors (0.1 CPU
+    each, verl-agent's ``resources_per_worker`` default), each importing what the
+    ALFWorld worker imports and holding one ``textworld.gym`` env; every step calls every
+    actor, then ``ray.get`` on all answers.
+``EnvPool on Ray, W actor(s)``
+    skillzero's pool with the ``ray`` backend: W Ray actors (0.25 CPU each) holding
+    ``envs / W`` envs each, one Ray call per actor per step. The local cluster is started
+    as the backend starts one (no dashboard); the Ray processes (GCS, raylet, agents)
+    count in its memory as in the design above.
 
 Reported per design: start-up seconds (imports, env construction), env steps per second
 over the step calls, and over step *and* reset calls ("incl. resets", the number that
-matters for training), ratios against the verl-agent design, and the peak of the summed
+matters for training), ratios against the baseline design (``--baseline``, default the
+verl-agent design without Ray), and the peak of the summed
 RSS of all the design's processes (sampled every 20 ms with psutil). A second table
 says where the engine time goes, from timers put around TextWorld's PDDL env in every
 process: game loading, reset, admissible-command computation (``_gather_infos``, run
@@ -52,13 +65,25 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
-DESIGNS = ("bare-sequential", "sequential", "per-process", "pool-1", "pool-2")
+DESIGNS = (
+    "bare-sequential",
+    "sequential",
+    "per-process",
+    "pool-1",
+    "pool-2",
+    "ray-per-actor",
+    "ray-pool-1",
+    "ray-pool-2",
+)
 TITLES = {
     "bare-sequential": "sequential, bare engine",
     "sequential": "sequential, AlfworldEnv",
     "per-process": "one process per env (verl-agent)",
     "pool-1": "EnvPool, 1 worker",
     "pool-2": "EnvPool, 2 workers",
+    "ray-per-actor": "one Ray actor per env (verl-agent on Ray)",
+    "ray-pool-1": "EnvPool on Ray, 1 actor",
+    "ray-pool-2": "EnvPool on Ray, 2 actors",
 }
 BASELINE = "per-process"
 TIMER_KEYS = ("load", "reset", "admissible", "step")
@@ -307,18 +332,99 @@ def run_per_process(spec: Mapping[str, Any]) -> dict[str, Any]:
     return result(clock, startup, timers=timers)
 
 
-def run_pool(spec: Mapping[str, Any], workers: int) -> dict[str, Any]:
-    from skillzero.core.pool import EnvPool, ProcessWorkerBackend
+class VerlRayWorker:
+    """verl-agent's ALFWorld worker as a Ray actor (``envs.py::AlfworldWorker``): the
+    same imports, one ``textworld.gym`` env."""
+
+    def __init__(self, games: list[str]) -> None:
+        import gymnasium  # noqa: F401
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+
+        self.env = BareEnv(games)
+        instrument_engine()
+
+    def reset(self, game: str) -> tuple[str, bool, dict[str, float]]:
+        obs, _info = self.env.reset_to(game)
+        return obs, False, dict(TIMERS)
+
+    def step(self, action: str) -> tuple[str, bool, dict[str, float]]:
+        obs, _score, _done, info = self.env.step(action)
+        return obs, bool(info["won"]), dict(TIMERS)
+
+
+def start_local_ray() -> Any:
+    """A local Ray cluster of every core, as the ``ray`` worker backend starts one."""
+    from skillzero.core.ray_cluster import init_ray
+
+    return init_ray(num_cpus=os.cpu_count(), log_to_driver=False)
+
+
+def run_ray_per_actor(spec: Mapping[str, Any]) -> dict[str, Any]:
+    # By module name (not __main__), so that Ray's workers import the class.
+    from alfworld_pool import VerlRayWorker
 
     t0 = time.perf_counter()
     rounds = workload(spec)
+    ray = start_local_ray()
+    games = split_games(spec)
+    worker = ray.remote(VerlRayWorker).options(num_cpus=0.1)
+    actors = [worker.remote(games) for _ in range(spec["envs"])]
+    ray.get([actor.__ray_ready__.remote() for actor in actors])
+    startup = time.perf_counter() - t0
+    clock = Clock()
+    timers: list[dict[str, float]] = [dict.fromkeys(TIMER_KEYS, 0.0) for _ in actors]
+    for rnd in rounds:
+        start = time.perf_counter()
+        refs = [
+            actor.reset.remote(rnd["tasks"][index // spec["group_size"]].payload["game_file"])
+            for index, actor in enumerate(actors)
+        ]
+        for index, (_obs, _won, timer) in enumerate(ray.get(refs)):
+            timers[index] = timer
+        clock.reset_s += time.perf_counter() - start
+        clock.resets += len(actors)
+        position = [0] * len(actors)
+        live = set(range(len(actors)))
+        while live:
+            start = time.perf_counter()
+            asked = sorted(live)
+            refs = [
+                actors[i].step.remote(rnd["plans"][i // spec["group_size"]][position[i]])
+                for i in asked
+            ]
+            for index, (_obs, won, timer) in zip(asked, ray.get(refs), strict=True):
+                timers[index] = timer
+                position[index] += 1
+                clock.steps += 1
+                plan = rnd["plans"][index // spec["group_size"]]
+                if won or position[index] >= len(plan):
+                    live.discard(index)
+            clock.step_s += time.perf_counter() - start
+    ray.shutdown()
+    return result(clock, startup, timers=timers)
+
+
+def run_pool(spec: Mapping[str, Any], workers: int, backend: str = "process") -> dict[str, Any]:
+    from skillzero.core.pool import EnvPool, ProcessWorkerBackend, WorkerBackend
+
+    t0 = time.perf_counter()
+    rounds = workload(spec)
+    worker_backend: WorkerBackend
+    if backend == "ray":
+        from skillzero.core.ray_pool import RayWorkerBackend
+
+        start_local_ray()
+        worker_backend = RayWorkerBackend(num_cpus=0.25)
+    else:
+        worker_backend = ProcessWorkerBackend(start_method="spawn")
     pool = EnvPool(
         env_factory="alfworld_pool:InstrumentedAlfworldEnv",
         env_cfg={},
         num_groups=spec["envs"] // spec["group_size"],
         group_size=spec["group_size"],
         workers=workers,
-        backend=ProcessWorkerBackend(start_method="spawn"),
+        backend=worker_backend,
         seed=spec["seed"],
     )
     startup = time.perf_counter() - t0
@@ -410,15 +516,17 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def report(spec: Mapping[str, Any], results: Mapping[str, dict[str, Any]]) -> str:
-    base = results.get(BASELINE)
+def report(
+    spec: Mapping[str, Any], results: Mapping[str, dict[str, Any]], baseline: str = BASELINE
+) -> str:
+    base = results.get(baseline)
     lines = [
         f"ALFWorld env pool: {spec['envs']} envs, group size {spec['group_size']}, "
         f"{spec['episodes']} episodes per env, split {spec['split']}, "
-        f"{os.cpu_count()} CPU cores",
+        f"{os.cpu_count()} CPU cores; ratios against: {TITLES[baseline]}",
         "",
-        "| design | start-up s | steps | steps/s | steps/s incl. resets | vs verl-agent "
-        "| peak RSS (all processes) | vs verl-agent |",
+        "| design | start-up s | steps | steps/s | steps/s incl. resets | vs baseline "
+        "| peak RSS (all processes) | vs baseline |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for design, r in results.items():
@@ -465,6 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=3, help="episodes per env")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated")
+    parser.add_argument(
+        "--baseline", default=BASELINE, choices=DESIGNS, help="the design ratios compare with"
+    )
     parser.add_argument("--json", help="also write the raw numbers to this file")
     parser.add_argument("--run", choices=DESIGNS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -479,11 +590,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "per-process": lambda: run_per_process(spec),
             "pool-1": lambda: run_pool(spec, 1),
             "pool-2": lambda: run_pool(spec, 2),
+            "ray-per-actor": lambda: run_ray_per_actor(spec),
+            "ray-pool-1": lambda: run_pool(spec, 1, backend="ray"),
+            "ray-pool-2": lambda: run_pool(spec, 2, backend="ray"),
         }
         Path(args.result).write_text(json.dumps(runners[args.run]()))
         return 0
 
-    from skillzero.plugins.alfworld.config import AlfworldDataError, resolve_data_dir
+    from skillzero.plugins.alfworld.data import AlfworldDataError
+    from skillzero.plugins.alfworld.setup import resolve_data_dir
 
     if args.envs < 1 or args.group_size < 1 or args.envs % args.group_size:
         parser.error("--envs must be a positive multiple of --group-size")
@@ -507,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for design in designs:
         print(f"running {TITLES[design]} ...", file=sys.stderr, flush=True)
         results[design] = measure(design, spec)
-    print(report(spec, results))
+    print(report(spec, results, args.baseline if args.baseline in results else BASELINE))
     if args.json:
         Path(args.json).write_text(json.dumps({"spec": spec, "results": results}, indent=2))
     return 0

@@ -16,8 +16,9 @@ validation tasks and seeds. One table:
         --extra env.num_groups=4 trainer.val_tasks=24
     python benchmarks/compare_algos.py --report runs/compare   # print a finished run
 
-Results and settings go to ``<out>/compare.json``; ``docs/results.md`` holds the table
-of the project's own run. Run with ``OMP_NUM_THREADS`` at most the core count.
+Results and settings go to ``<out>/compare.json`` (the project's own table is not
+published yet; see the README's "Planned"). Run with ``OMP_NUM_THREADS`` at most the
+core count.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def record_episode_prompts(
 ) -> list[Prompts]:
     """The tokenized prompts of turns 1..``turns`` of ``groups`` groups of ALFWorld
     episodes (see the module docstring); one list of prompts per turn."""
-    from skillzero.core.env import PromptContext, TurnRecord
+    from skillzero.contracts.env import PromptContext, TurnRecord
     from skillzero.plugins.alfworld.env import AlfworldEnv
     from skillzero.plugins.alfworld.games import list_tasks, read_walkthrough
     from skillzero.plugins.alfworld.prompt import AlfworldPrompt
@@ -186,7 +186,7 @@ def hf_generate(model, tokenizer, prompts: Prompts, new_tokens: int, split: bool
 
 def backend_runner(model, tokenizer, device: str, prefix_cache: bool) -> Callable[..., dict]:
     """A transformers backend kept across calls (its prefix cache lives as in training)."""
-    from skillzero.core.rollout import SamplingParams
+    from skillzero.contracts.rollout import SamplingParams
     from skillzero.plugins.transformers_backend.backend import TransformersBackend
 
     backend = TransformersBackend(

@@ -6,7 +6,7 @@
 # SKILLZERO_SKIP_VLLM=1 leaves them out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "${SKILLZERO_TEST_EXTRAS:-dev,alfworld,model,skills,search,webshop}"
+bash scripts/setup.sh "${SKILLZERO_TEST_EXTRAS:-dev,alfworld,model,skills,search,webshop,ray}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -76,3 +76,26 @@ def sample_root(shared_data: Path) -> Path:
     if not (root / "json_2.1.1" / "valid_unseen").is_dir():
         pytest.skip(f"ALFWorld sample games not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray cluster for the session (2 CPUs, no dashboard, a small object store),
+    shut down at the end; skips the test when the ``ray`` extra is not installed."""
+    pytest.importorskip("ray", reason="Ray is not installed (the `ray` extra)")
+    from skillzero.core.ray_cluster import init_ray
+
+    for attempt in range(2):
+        try:
+            ray = init_ray(num_cpus=2, object_store_memory=128 * 2**20, log_to_driver=False)
+            break
+        except Exception:
+            # Ray gives its node 30 s to register: on a machine loaded by other jobs a
+            # start can miss that window; one more try
+            import ray
+
+            ray.shutdown()
+            if attempt:
+                raise
+    yield ray
+    ray.shutdown()

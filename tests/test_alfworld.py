@@ -19,14 +19,11 @@ from typing import Any
 import pytest
 
 from skillzero import registry
-from skillzero.core.env import INFO_KEYS, Task
+from skillzero.contracts.env import INFO_KEYS, Task
 from skillzero.core.pool import EnvPool, ProcessWorkerBackend
 from skillzero.core.tasks import TaskSampler
-from skillzero.plugins.alfworld.config import (
-    AlfworldConfig,
-    AlfworldDataError,
-    resolve_data_dir,
-)
+from skillzero.plugins.alfworld.config import AlfworldConfig
+from skillzero.plugins.alfworld.data import AlfworldDataError
 from skillzero.plugins.alfworld.games import (
     SHORT_NAMES,
     TASK_TYPES,
@@ -37,6 +34,7 @@ from skillzero.plugins.alfworld.games import (
     short_task_type,
     task_type_of,
 )
+from skillzero.plugins.alfworld.setup import resolve_data_dir
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 pytestmark = pytest.mark.timeout(300)

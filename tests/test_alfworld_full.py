@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from skillzero.core.env import Task
+from skillzero.contracts.env import Task
 from skillzero.plugins.alfworld.check import play_walkthroughs
 from skillzero.plugins.alfworld.games import (
     count_by_type,

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from skillzero.plugins.alfworld.games import SHORT_NAMES, count_by_type, list_tasks
+from skillzero.plugins.alfworld.games import SHORT_NAMES, count_by_type
+from skillzero.plugins.alfworld.setup import list_tasks
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 pytestmark = pytest.mark.timeout(600)
@@ -558,8 +559,8 @@ def test_default_set_is_generated_once_on_first_use(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from skillzero.plugins.alfworld.config import resolve_data_dir
     from skillzero.plugins.alfworld.generate import default
+    from skillzero.plugins.alfworld.setup import resolve_data_dir
 
     monkeypatch.setattr(default, "DEFAULT_COUNTS", SMALL)
     expected = fresh_home / "cache" / "skillzero" / "alfworld-generated"
@@ -591,7 +592,8 @@ def test_default_set_is_generated_once_on_first_use(
 def test_default_set_is_not_used_when_alfworld_data_is_set_or_turned_off(
     fresh_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skillzero.plugins.alfworld.config import AlfworldDataError, resolve_data_dir
+    from skillzero.plugins.alfworld.data import AlfworldDataError
+    from skillzero.plugins.alfworld.setup import resolve_data_dir
 
     monkeypatch.setenv("ALFWORLD_DATA", str(fresh_home / "nowhere"))
     with pytest.raises(AlfworldDataError) as info:
@@ -611,9 +613,9 @@ def test_default_set_at_full_size(
     engine_installed: None, fresh_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from skillzero.plugins.alfworld.check import play_walkthroughs
-    from skillzero.plugins.alfworld.config import resolve_data_dir
     from skillzero.plugins.alfworld.generate import default
     from skillzero.plugins.alfworld.generate.stats import split_stats
+    from skillzero.plugins.alfworld.setup import resolve_data_dir
 
     root = resolve_data_dir({})
     assert root == default.default_root().resolve()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from skillzero.core.env import (
+from skillzero.contracts.env import (
     ActionParser,
     ParsedAction,
     PromptBuilder,
@@ -232,6 +232,29 @@ def test_later_step_prompt_shows_task_window_and_step_count() -> None:
     assert text.index("Your task") < text.index("Skills that") < text.index("[Step 4]")
     assert "<action>" in text
     assert "- go to cabinet 1" in text
+
+
+def test_compact_format_asks_for_the_action_alone_and_restates_the_task() -> None:
+    builder = AlfworldPrompt({"history_length": 1, "response_format": "compact"})
+    assert builder.sampling_overrides() == {"max_new_tokens": 24, "stop": ["</action>"]}
+    for ctx in (
+        PromptContext(TASK, FIRST, step=1, admissible_actions=ADMISSIBLE),
+        PromptContext(
+            TASK,
+            "You arrive at cabinet 1.",
+            step=2,
+            history=_history(1),
+            admissible_actions=ADMISSIBLE,
+            first_observation=FIRST,
+        ),
+    ):
+        text = builder.build(ctx)[0]["content"]
+        assert "<think>" not in text
+        reminder = "Remember, your task is to: put a clean mug in coffeemachine."
+        # between the action list and the answer instruction, where the answer starts
+        assert text.index("- go to cabinet 1") < text.index(reminder) < text.index("<action>")
+    standard = AlfworldPrompt({"history_length": 1}).build(ctx)[0]["content"]
+    assert "Remember, your task" not in standard
 
 
 def test_task_comes_from_history_without_first_observation() -> None:

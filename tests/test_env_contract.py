@@ -10,7 +10,7 @@ import pytest
 from gymnasium import spaces
 from helpers.envs import CorridorEnv, corridor_task
 
-from skillzero.core.env import (
+from skillzero.contracts.env import (
     INFO_KEYS,
     ActionParser,
     ParsedAction,

@@ -345,7 +345,7 @@ def test_train_print_config_shows_the_env(composed: dict[str, Any]) -> None:
 POOL_SNIPPET = """
 import json, os
 from skillzero import registry
-from skillzero.core.env import PromptContext, TurnRecord
+from skillzero.contracts.env import PromptContext, TurnRecord
 from skillzero.core.pool import EnvPool
 
 spec = registry.get("envs", "numberguess")
@@ -510,7 +510,7 @@ def test_list_tasks_rejects_unknown_split(ng: SimpleNamespace) -> None:
 
 
 def test_env_hints_shrink_admissible_actions(ng: SimpleNamespace) -> None:
-    from skillzero.core.env import INFO_KEYS, Task
+    from skillzero.contracts.env import INFO_KEYS, Task
 
     env = ng.env.NumberGuessEnv({"max_steps": 10})
     task = Task("t/0", "small", payload={"low": 1, "high": 10, "secret": 7})
@@ -554,7 +554,7 @@ def test_env_hints_shrink_admissible_actions(ng: SimpleNamespace) -> None:
 
 
 def test_env_truncates_after_max_steps(ng: SimpleNamespace) -> None:
-    from skillzero.core.env import Task
+    from skillzero.contracts.env import Task
 
     env = ng.env.NumberGuessEnv({"max_steps": 3})
     env.reset(options={"task": Task("t/1", "small", payload={"low": 1, "high": 10, "secret": 10})})
@@ -565,7 +565,7 @@ def test_env_truncates_after_max_steps(ng: SimpleNamespace) -> None:
 
 
 def test_env_rejects_inconsistent_task(ng: SimpleNamespace) -> None:
-    from skillzero.core.env import Task
+    from skillzero.contracts.env import Task
 
     env = ng.env.NumberGuessEnv({})
     with pytest.raises(ValueError, match="outside"):
@@ -577,7 +577,7 @@ def test_env_rejects_inconsistent_task(ng: SimpleNamespace) -> None:
 @settings(max_examples=60, deadline=None)
 @given(secret=st.integers(1, 100))
 def test_binary_search_always_wins_large_tasks(ng: SimpleNamespace, secret: int) -> None:
-    from skillzero.core.env import Task
+    from skillzero.contracts.env import Task
 
     env = ng.env.NumberGuessEnv({"max_steps": 12})
     _, info = env.reset(
@@ -596,7 +596,7 @@ def test_binary_search_always_wins_large_tasks(ng: SimpleNamespace, secret: int)
 
 
 def _ctx(**overrides: Any) -> Any:
-    from skillzero.core.env import PromptContext, Task, TurnRecord
+    from skillzero.contracts.env import PromptContext, Task, TurnRecord
 
     fields: dict[str, Any] = {
         "task": Task("t/2", "small", payload={"low": 1, "high": 10, "secret": 4}),
@@ -611,7 +611,7 @@ def _ctx(**overrides: Any) -> Any:
 
 
 def test_prompt_holds_every_part(ng: SimpleNamespace) -> None:
-    from skillzero.core.env import PromptBuilder
+    from skillzero.contracts.env import PromptBuilder
 
     builder = ng.prompt.NumberGuessPrompt({"history_length": 2})
     assert isinstance(builder, PromptBuilder)
@@ -662,7 +662,7 @@ VALID = "<think>middle of 1..10</think><action>guess 5</action>"
 def test_parser_accepts(
     ng: SimpleNamespace, text: str, admissible: list[str] | None, action: str
 ) -> None:
-    from skillzero.core.env import ActionParser, ParsedAction
+    from skillzero.contracts.env import ActionParser, ParsedAction
 
     parser = ng.prompt.parse_action({})
     assert isinstance(parser, ActionParser)
@@ -714,7 +714,7 @@ ADMISSIBLE = st.one_of(st.none(), st.lists(st.integers(-5, 20).map(lambda k: f"g
 @settings(max_examples=400, deadline=None)
 @given(text=RESPONSES, admissible=ADMISSIBLE)
 def test_parser_never_raises(ng: SimpleNamespace, text: str, admissible: list[str] | None) -> None:
-    from skillzero.core.env import ParsedAction
+    from skillzero.contracts.env import ParsedAction
 
     parsed = ng.prompt.parse_action({})(text, admissible)
     assert isinstance(parsed, ParsedAction)

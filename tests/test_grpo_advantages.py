@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensordict import NonTensorStack, TensorDict
 
-from skillzero.core.trajectory import K, StepSample, collate_steps, pad_to_multiple
+from skillzero.contracts.trajectory import K, StepSample, collate_steps, pad_to_multiple
 from skillzero.plugins.grpo.advantages import (
     GiGPOAdvantage,
     GRPOAdvantage,

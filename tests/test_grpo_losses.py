@@ -9,9 +9,9 @@ import torch
 from tensordict import TensorDict
 
 from skillzero import registry
+from skillzero.contracts.losses import PolicyOutputs, WeightedTerm, combine
+from skillzero.contracts.trajectory import K
 from skillzero.core.config import compose, validate
-from skillzero.core.losses import PolicyOutputs, WeightedTerm, combine
-from skillzero.core.trajectory import K
 from skillzero.plugins.grpo.losses import EntropyLoss, LowVarKLLoss, PPOClipLoss, kl_penalty
 
 torch.set_num_threads(1)

@@ -16,7 +16,7 @@ import requests
 
 pytest.importorskip("vllm", reason="vLLM is not installed here (scripts/test_vllm.sh)")
 
-from skillzero.core.rollout import SamplingParams
+from skillzero.contracts.rollout import SamplingParams
 from skillzero.plugins.openai_backend.backend import OpenAIBackend, ServerError
 from skillzero.plugins.transformers_backend.backend import TransformersBackend
 

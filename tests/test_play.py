@@ -28,8 +28,8 @@ def default_games(tmp_path_factory: pytest.TempPathFactory):
     cache (no ``$ALFWORLD_DATA``, no ``~/.cache/alfworld``), as on a new machine."""
     pytest.importorskip("textworld", reason="needs the alfworld extra (textworld)")
     pytest.importorskip("alfworld", reason="needs the alfworld extra (alfworld)")
-    from skillzero.plugins.alfworld.games import list_tasks
     from skillzero.plugins.alfworld.generate import default
+    from skillzero.plugins.alfworld.setup import list_tasks
 
     home = tmp_path_factory.mktemp("play-home")
     with pytest.MonkeyPatch.context() as patch:

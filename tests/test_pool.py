@@ -1,4 +1,5 @@
-"""EnvPool: layout, episodes, backends, and failure handling with real worker processes."""
+"""EnvPool: layout, episodes, backends, and failure handling with real worker processes
+and real Ray actors (a local Ray cluster of 2 CPUs)."""
 
 from __future__ import annotations
 
@@ -13,26 +14,47 @@ from typing import Any
 import pytest
 from helpers.envs import CorridorEnv, broken_env_factory, corridor_task
 
-from skillzero.core.env import INFO_KEYS, StepResult
+from skillzero.contracts.env import INFO_KEYS, StepResult
+from skillzero.core import ray_cluster
 from skillzero.core.pool import (
     EnvPool,
     InlineWorkerBackend,
     ProcessWorkerBackend,
     WorkerBackend,
+    make_worker_backend,
 )
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # a broken failure path must fail the test, not hang the run
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
-BACKENDS = ("inline", "process")
+BACKENDS = ("inline", "process", "ray")
+# backends whose workers are separate processes that can die
+REMOTE = ("process", "ray")
 
 
 def make_backend(kind: str) -> WorkerBackend:
     if kind == "inline":
         return InlineWorkerBackend()
+    if kind == "ray":
+        from skillzero.core.ray_pool import RayWorkerBackend
+
+        return RayWorkerBackend(num_cpus=0.25, startup_timeout=120.0)
     return ProcessWorkerBackend(start_method="spawn", startup_timeout=60.0)
+
+
+@pytest.fixture(autouse=True)
+def _ray_when_needed(request):
+    """Tests run with ``kind="ray"`` get the session's local Ray cluster, and must leave
+    no actor behind."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("kind") != "ray":
+        yield
+        return
+    request.getfixturevalue("ray_local")
+    yield
+    assert ray_cluster.reserved() == {}, "an env actor outlived its pool"
 
 
 @contextmanager
@@ -218,8 +240,9 @@ def test_timings_count_up(kind: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_process_workers_host_envs_round_robin() -> None:
-    with open_pool("process", num_groups=3, group_size=2, workers=3) as pool:
+@pytest.mark.parametrize("kind", REMOTE)
+def test_workers_host_envs_round_robin(kind: str) -> None:
+    with open_pool(kind, num_groups=3, group_size=2, workers=3) as pool:
         pids = pool.worker_pids()
         assert len(pids) == 3
         assert len(set(pids)) == 3
@@ -238,9 +261,11 @@ def test_inline_backend_runs_in_this_process() -> None:
         assert f"pid={os.getpid()}" in pool.step(["getpid", None])[0].observation
 
 
-def test_process_backend_resolves_string_factory() -> None:
-    # the child imports helpers.envs itself: tests/ must reach the spawned interpreter
-    with open_pool("process", env_factory="helpers.envs:CorridorEnv", num_groups=1) as pool:
+@pytest.mark.parametrize("kind", REMOTE)
+def test_remote_backend_resolves_string_factory(kind: str) -> None:
+    # the worker imports helpers.envs itself: tests/ must reach the spawned interpreter
+    # (for Ray: through the job's PYTHONPATH, see skillzero.core.ray_cluster)
+    with open_pool(kind, env_factory="helpers.envs:CorridorEnv", num_groups=1) as pool:
         assert pool.reset([corridor_task("s", 2)])[0].observation.startswith("s pos=0/2")
         assert pool.step(["getpid"])[0].observation.endswith(f"pid={pool.worker_pids()[0]}")
 
@@ -266,9 +291,10 @@ def play_script(kind: str) -> list[list[StepResult] | dict[int, StepResult]]:
     return trace
 
 
-def test_inline_and_process_backends_agree() -> None:
-    inline, process = play_script("inline"), play_script("process")
-    assert inline == process
+@pytest.mark.parametrize("kind", REMOTE)
+def test_inline_and_remote_backends_agree(kind: str) -> None:
+    inline, remote = play_script("inline"), play_script(kind)
+    assert inline == remote
     # the script exercised wins, an engine error and plain moves
     flat = [r for entry in inline if isinstance(entry, dict) for r in entry.values()]
     assert any(r.won and r.terminated for r in flat)
@@ -358,7 +384,7 @@ def test_killed_worker_mid_episode(kind: str) -> None:
         assert position(results[1]) == 2
         assert pool.worker_restarts == 1
         assert pool.active == [False, True, False, True, False, True]
-        if kind == "process":
+        if kind in REMOTE:
             new_pids = pool.worker_pids()
             assert new_pids[0] != old_pids[0]
             assert new_pids[1] == old_pids[1]
@@ -381,8 +407,9 @@ def test_killed_worker_mid_episode(kind: str) -> None:
         assert pool.worker_restarts == 1
 
 
-def test_worker_dying_inside_a_step() -> None:
-    with open_pool("process", num_groups=1, group_size=4, workers=2) as pool:
+@pytest.mark.parametrize("kind", REMOTE)
+def test_worker_dying_inside_a_step(kind: str) -> None:
+    with open_pool(kind, num_groups=1, group_size=4, workers=2) as pool:
         pool.reset([corridor_task("t", 5)])
         # env 0 takes down worker 0, which also hosts env 2; env 1 and 3 are on worker 1
         results = pool.step({0: "die", 1: "forward", 3: "forward"})
@@ -396,8 +423,9 @@ def test_worker_dying_inside_a_step() -> None:
         assert all(not r.done for r in pool.reset([corridor_task("t", 5)]))
 
 
-def test_hung_worker_times_out_and_is_restarted() -> None:
-    with open_pool("process", num_groups=1, group_size=2, workers=2, receive_timeout=0.5) as pool:
+@pytest.mark.parametrize("kind", REMOTE)
+def test_hung_worker_times_out_and_is_restarted(kind: str) -> None:
+    with open_pool(kind, num_groups=1, group_size=2, workers=2, receive_timeout=0.5) as pool:
         pool.reset([corridor_task("t", 5)])
         results = pool.step({0: "sleep:30", 1: "forward"})
         assert results[0].truncated
@@ -408,15 +436,16 @@ def test_hung_worker_times_out_and_is_restarted() -> None:
         assert pool.active == [False, True]
 
 
+@pytest.mark.parametrize("kind", REMOTE)
 @pytest.mark.parametrize("workers", [1, 2])
-def test_failing_env_factory_fails_pool_construction(workers: int) -> None:
+def test_failing_env_factory_fails_pool_construction(kind: str, workers: int) -> None:
     with pytest.raises(RuntimeError, match="env factory exploded on purpose") as info:
         EnvPool(
             broken_env_factory,
             {},
             num_groups=2,
             workers=workers,
-            backend=make_backend("process"),
+            backend=make_backend(kind),
         )
     assert "failed to build its envs" in str(info.value)
     assert env_workers_alive() == []
@@ -469,3 +498,64 @@ def test_timings_separate_ipc_from_uneven_load() -> None:
         assert t.imbalance_seconds >= 0.09  # ~half of the 0.2 s was lost to imbalance
         assert t.ipc_seconds >= t.overhead_seconds  # busiest <= summed env time
         assert t.ipc_seconds == pytest.approx(t.wall_seconds - t.busiest_worker_seconds)
+
+
+# ----------------------------------------------------------------------------------------
+# Backend selection and the Ray backend's own settings
+# ----------------------------------------------------------------------------------------
+
+
+def test_pool_params_come_from_the_env_config() -> None:
+    cfg = {"max_steps": 20, "pool": {"params": {"start_method": "spawn", "startup_timeout": 9}}}
+    with EnvPool(CorridorEnv, cfg, num_groups=1, backend="process") as pool:
+        assert isinstance(pool.backend, ProcessWorkerBackend)
+        assert pool.backend.startup_timeout == 9
+        assert not pool.reset([corridor_task("p", 2)])[0].done
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) bogus for the 'inline'"):
+        make_worker_backend("inline", {"bogus": 1})
+
+
+def test_ray_backend_without_ray_names_the_extra(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    with pytest.raises(ImportError, match=r"skillzero\[ray\]"):
+        make_worker_backend("ray", {"num_cpus": 0.25})
+
+
+def test_ray_request_larger_than_the_cluster_fails_at_once(ray_local) -> None:
+    from skillzero.core.ray_pool import RayWorkerBackend
+
+    # the session cluster has 2 CPUs: 2 actors of 1.5 CPUs would wait for ever
+    with pytest.raises(RuntimeError, match=r"env\.pool\.params\.num_cpus"):
+        EnvPool(
+            CorridorEnv,
+            {},
+            num_groups=2,
+            workers=2,
+            backend=RayWorkerBackend(num_cpus=1.5, startup_timeout=60.0),
+        )
+    assert ray_cluster.reserved() == {}
+
+
+def test_ray_backend_from_the_config(ray_local) -> None:
+    from skillzero.core.config import compose, validate
+    from skillzero.core.ray_pool import RayWorkerBackend
+
+    cfg = validate(
+        compose(
+            ["env=alfworld", "env.pool.backend=ray", "env.pool.params.num_cpus=0.5"],
+            fill_required=True,
+        )
+    )
+    assert cfg.env.pool.params == {"num_cpus": 0.5}
+    env_cfg = {"max_steps": 20, "pool": {"params": dict(cfg.env.pool.params)}}
+    with EnvPool(CorridorEnv, env_cfg, num_groups=2, workers=2, backend="ray") as pool:
+        assert isinstance(pool.backend, RayWorkerBackend)
+        assert pool.backend.num_cpus == 0.5
+        assert ray_cluster.reserved() == {"CPU": 1.0}
+        assert [r.done for r in pool.reset([corridor_task("a", 2), corridor_task("b", 2)])] == [
+            False,
+            False,
+        ]
+    assert ray_cluster.reserved() == {}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from skillzero import hookimpl, registry
-from skillzero.core import hookspecs
+from skillzero.contracts import hookspecs
 from skillzero.registry.specs import KINDS, ComponentSpec, resolve
 
 
@@ -164,7 +164,7 @@ def test_register_by_hand_and_bad_register_calls(plugin):
     class Good:
         @hookimpl
         def register_skill_providers(self, register):
-            register("by_hand", "skillzero.core.skills:NoSkills", description="d")
+            register("by_hand", "skillzero.contracts.skills:NoSkills", description="d")
 
     plugin(Good(), "by-hand")
     spec = registry.get("skill_providers", "by_hand")

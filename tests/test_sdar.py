@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from skillzero.core.env import PromptContext, Task, TurnRecord
-from skillzero.core.losses import PolicyOutputs, WeightedTerm, combine, token_mean
-from skillzero.core.skills import RenderedSkills, Skill, StaticSkillProvider
-from skillzero.core.trajectory import K, StepSample, collate_steps
+from skillzero.contracts.env import PromptContext, Task, TurnRecord
+from skillzero.contracts.losses import PolicyOutputs, WeightedTerm, combine, token_mean
+from skillzero.contracts.skills import RenderedSkills, Skill, StaticSkillProvider
+from skillzero.contracts.trajectory import K, StepSample, collate_steps
 from skillzero.plugins.alfworld.prompt import AlfworldPrompt
 from skillzero.plugins.sdar.losses import SDARLoss, SkillSDLoss, sdar_gate
 from skillzero.plugins.sdar.teacher import (
@@ -460,7 +460,7 @@ class BankTrainer(FakeTrainer):
         return registry.get("skill_providers", cfg["provider"]).create(dict(cfg))
 
     def render_skills(self, provider, ctx, *, budget_tokens="config"):
-        from skillzero.core.skills import render_skill_block
+        from skillzero.contracts.skills import render_skill_block
 
         self.rendered.append(ctx.task.task_id)
         return render_skill_block(provider.skills_for(ctx.task, ""))

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from skillzero import registry
+from skillzero.contracts.env import INFO_KEYS, Task
 from skillzero.core.config import compose, to_container, validate
-from skillzero.core.env import INFO_KEYS, Task
 from skillzero.core.pool import EnvPool
 from skillzero.plugins.search.datasets import SearchExpert, list_tasks
 from skillzero.plugins.search.env import SearchEnv

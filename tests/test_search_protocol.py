@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from skillzero.core.env import ActionParser, PromptBuilder, PromptContext, Task, TurnRecord
+from skillzero.contracts.env import ActionParser, PromptBuilder, PromptContext, Task, TurnRecord
 from skillzero.plugins.search.config import SearchConfig
 from skillzero.plugins.search.env import format_information
 from skillzero.plugins.search.metrics import episode_metrics

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from skillzero import registry
+from skillzero.contracts.env import Task
 from skillzero.core.collector import fit_prompt
-from skillzero.core.env import Task
 from skillzero.core.sft import (
     Demonstration,
     read_episode_records,
@@ -96,7 +96,7 @@ def test_heldout_split_is_by_task_and_seeded() -> None:
 def test_nll_term_is_the_negative_token_mean_log_prob() -> None:
     from tensordict import TensorDict
 
-    from skillzero.core.losses import NegativeLogLikelihood, PolicyOutputs
+    from skillzero.contracts.losses import NegativeLogLikelihood, PolicyOutputs
 
     log_probs = torch.tensor([[-1.0, -3.0, -9.0], [-2.0, 0.0, 0.0]], requires_grad=True)
     batch = TensorDict(
@@ -119,8 +119,8 @@ def game_cache(tmp_path_factory: pytest.TempPathFactory):
     """A fresh cache with a small default game set, generated on first use."""
     pytest.importorskip("textworld", reason="needs the alfworld extra (textworld)")
     pytest.importorskip("alfworld", reason="needs the alfworld extra (alfworld)")
-    from skillzero.plugins.alfworld.games import list_tasks
     from skillzero.plugins.alfworld.generate import default
+    from skillzero.plugins.alfworld.setup import list_tasks
 
     home = tmp_path_factory.mktemp("sft-home")
     with pytest.MonkeyPatch.context() as patch:

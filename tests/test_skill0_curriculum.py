@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from skillzero import registry
+from skillzero.contracts.env import Task
+from skillzero.contracts.skills import NoSkills, Skill, SkillProvider, render_skill_block
 from skillzero.core.collector import EpisodeResult
 from skillzero.core.config import compose, to_container, validate
-from skillzero.core.env import Task
-from skillzero.core.skills import NoSkills, Skill, SkillProvider, render_skill_block
 from skillzero.plugins.skill0.callback import Skill0Curriculum
 from skillzero.plugins.skill0.curriculum import SkillCurriculum, paper_schedule
 from skillzero.plugins.skills.bank import SkillBank

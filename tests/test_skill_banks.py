@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers.skills import ALFWORLD_FILES
 
-from skillzero.core.skills import Skill
+from skillzero.contracts.skills import Skill
 from skillzero.plugins.alfworld.games import TASK_TYPE_NAMES
 from skillzero.plugins.skills.bank import (
     BANKS_DIR,

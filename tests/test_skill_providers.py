@@ -9,9 +9,9 @@ import pytest
 from helpers.skills import ALFWORLD_FILES
 
 from skillzero import registry
+from skillzero.contracts.env import Task
+from skillzero.contracts.skills import NoSkills, Skill, render_skill_block
 from skillzero.core.config import compose, to_container, validate
-from skillzero.core.env import Task
-from skillzero.core.skills import NoSkills, Skill, render_skill_block
 from skillzero.plugins.alfworld.games import TASK_TYPE_NAMES
 from skillzero.plugins.skills.bank import SkillBank, SkillBankError, load_bank
 from skillzero.plugins.skills.providers import (

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skillzero.core.env import Task
-from skillzero.core.skills import (
+from skillzero.contracts.env import Task
+from skillzero.contracts.skills import (
     EMPTY_SKILLS,
     NoSkills,
     RenderedSkills,

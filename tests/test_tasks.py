@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from skillzero.core.env import Task
+from skillzero.contracts.env import Task
 from skillzero.core.tasks import TaskSampler
 
 TASKS = [Task(f"task-{i}", f"type-{i % 3}") for i in range(10)]

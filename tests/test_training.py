@@ -15,12 +15,12 @@ import torch
 from helpers.corridor_plugin import CorridorPlugin, CorridorPrompt, ScriptedBackend, corridor_parser
 from helpers.envs import CorridorEnv
 
+from skillzero.contracts.env import Task
+from skillzero.contracts.rollout import SamplingParams
+from skillzero.contracts.trajectory import K, collate_steps
 from skillzero.core.collector import Assignment, Collector
 from skillzero.core.config import compose, validate
-from skillzero.core.env import Task
 from skillzero.core.pool import EnvPool
-from skillzero.core.rollout import SamplingParams
-from skillzero.core.trajectory import K, collate_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -449,10 +449,10 @@ def test_two_rank_training_run(tiny_model_dir, tmp_path):
 
 def _policy_update(tiny_model_dir, model_cfg, trainer_extra=None):
     """One update of a fresh policy on a fixed batch; returns (metrics, log-probs)."""
+    from skillzero.contracts.losses import WeightedTerm
+    from skillzero.contracts.trajectory import StepSample
     from skillzero.core.distributed import init_distributed
-    from skillzero.core.losses import WeightedTerm
     from skillzero.core.policy import Policy
-    from skillzero.core.trajectory import StepSample
     from skillzero.plugins.grpo.losses import EntropyLoss, PPOClipLoss
 
     gen = torch.Generator().manual_seed(0)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from skillzero.core.losses import LossOutput, LossTerm, PolicyOutputs, WeightedTerm, combine
-from skillzero.core.trajectory import (
+from skillzero.contracts.losses import LossOutput, LossTerm, PolicyOutputs, WeightedTerm, combine
+from skillzero.contracts.trajectory import (
     K,
     StepSample,
     anchor_hash,
@@ -190,7 +190,7 @@ def test_anchor_hash_range_and_distinctness() -> None:
 def test_anchor_hash_is_stable_across_processes() -> None:
     observations = ["You see a mug.", "ünïcode ✓", ""]
     code = (
-        "from skillzero.core.trajectory import anchor_hash\n"
+        "from skillzero.contracts.trajectory import anchor_hash\n"
         f"print([anchor_hash(o) for o in {observations!r}])"
     )
     # a fresh interpreter with another str-hash salt than this one

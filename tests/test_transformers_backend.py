@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from skillzero import registry
-from skillzero.core.rollout import SamplingParams
+from skillzero.contracts.rollout import SamplingParams
 from skillzero.plugins.transformers_backend.backend import TransformersBackend, filter_logits
 
 torch.set_num_threads(1)
@@ -189,8 +189,8 @@ def trainer_log_probs(model, prompt, response, temperature):
     """The trainer's computation (``response_log_probs`` of the policy) for one sample."""
     from tensordict import TensorDict
 
+    from skillzero.contracts.trajectory import K
     from skillzero.core.policy import response_log_probs
-    from skillzero.core.trajectory import K
 
     micro = TensorDict(
         {

@@ -14,7 +14,7 @@ vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (scripts/t
 
 import torch  # noqa: E402
 
-from skillzero.core.rollout import SamplingParams  # noqa: E402
+from skillzero.contracts.rollout import SamplingParams  # noqa: E402
 from skillzero.plugins.transformers_backend.backend import TransformersBackend  # noqa: E402
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

@@ -17,7 +17,7 @@ from helpers.webshop_shop import HUMAN, ITEMS, build_tiny_shop, write_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skillzero.core.env import PromptContext, Task, TurnRecord
+from skillzero.contracts.env import PromptContext, Task, TurnRecord
 from skillzero.plugins.webshop import catalogue, goals
 from skillzero.plugins.webshop.env import WebshopEnv
 from skillzero.plugins.webshop.prompt import (

@@ -4,7 +4,8 @@ A checkpoint is a folder ``<run>/checkpoints/step_000042/``::
 
     model/              Hugging Face folder (config, safetensors, tokenizer):
                         AutoModelForCausalLM.from_pretrained(".../model") loads it
-    optimizer.pt        full AdamW state (unsharded; resharded on load)
+    dcp/                model and optimizer state as a torch.distributed.checkpoint
+                        (DCP): every rank writes its own shards, nothing is gathered
     trainer_state.pt    step, LR scheduler, task-sampler position, callback and plugin
                         state (e.g. a skill curriculum), the config it was written with
     rng/rank<r>.pt      Python, NumPy and torch RNG states of each rank
@@ -13,6 +14,12 @@ A checkpoint is a folder ``<run>/checkpoints/step_000042/``::
 Everything is first written to ``step_000042.partial`` and renamed once ``COMPLETE`` is
 on disk, so a crash mid-write leaves a ``.partial`` folder that is never mistaken for a
 checkpoint (and is removed by the next save).
+
+Resuming reads ``dcp/`` on any number of ranks: DCP reshards the saved tensors to the
+sharding of the resuming run (2 ranks to 1, 8 to 16). All ranks must see the same
+checkpoint folder (a shared filesystem on a multi-node run). Checkpoints written before
+``dcp/`` existed hold the optimizer gathered in ``optimizer.pt``; they still load (the
+weights from ``model/``, the optimizer read on rank 0 and scattered).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import numpy as np
 import torch
 
 COMPLETE = "COMPLETE"
+SHARDED = "dcp"
+LEGACY_OPTIMIZER = "optimizer.pt"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -136,3 +145,48 @@ def load_trainer_state(path: str | Path) -> dict[str, Any]:
 def load_rng(path: str | Path, rank: int) -> dict[str, Any] | None:
     file = Path(path) / "rng" / f"rank{rank}.pt"
     return torch.load(file, weights_only=False) if file.exists() else None
+
+
+def save_sharded(folder: str | Path, model: torch.nn.Module, optimizer: Any) -> None:
+    """Write ``model``'s and ``optimizer``'s state to ``folder/dcp`` with
+    ``torch.distributed.checkpoint``: each rank writes the shards it holds (an FSDP2
+    model's DTensors; a plain module's tensors once). Collective: every rank calls it
+    with the same ``folder``."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save(
+        {"model": model_state, "optimizer": optimizer_state},
+        checkpoint_id=str(Path(folder) / SHARDED),
+    )
+
+
+def load_sharded(folder: str | Path, model: torch.nn.Module, optimizer: Any) -> None:
+    """Load ``folder/dcp`` into ``model`` and ``optimizer`` in place, resharded to this
+    run's ranks (the world size may differ from the one that saved it). Collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    # the state dicts of this run say how each tensor is sharded here; DCP fills them
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=str(Path(folder) / SHARDED))
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+    )
+
+
+def checkpoint_format(path: str | Path) -> str:
+    """``"sharded"`` (``dcp/``), ``"legacy"`` (``optimizer.pt``, the weights in
+    ``model/``), or a :class:`FileNotFoundError` saying what the folder lacks."""
+    path = Path(path)
+    if (path / SHARDED / ".metadata").is_file():
+        return "sharded"
+    if (path / LEGACY_OPTIMIZER).is_file():
+        return "legacy"
+    raise FileNotFoundError(
+        f"{path} is not a resumable checkpoint: it has neither {SHARDED}/ (the sharded "
+        f"model and optimizer state) nor {LEGACY_OPTIMIZER} (the format before it); its "
+        "model/ folder can still start a new run (model.path=...)"
+    )

@@ -25,11 +25,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skillzero.core.env import ActionParser, PromptBuilder, PromptContext, Task, TurnRecord
+from skillzero.contracts.env import ActionParser, PromptBuilder, PromptContext, Task, TurnRecord
+from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
+from skillzero.contracts.skills import (
+    EMPTY_SKILLS,
+    RenderedSkills,
+    SkillProvider,
+    render_skill_block,
+)
+from skillzero.contracts.trajectory import StepSample
 from skillzero.core.pool import EnvPool
-from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
-from skillzero.core.skills import EMPTY_SKILLS, RenderedSkills, SkillProvider, render_skill_block
-from skillzero.core.trajectory import StepSample
 
 RenderSkills = Callable[[SkillProvider, PromptContext], RenderedSkills]
 

@@ -13,12 +13,15 @@ with a message naming the key, before anything expensive starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+# re-exported: plugins and the loop read settings with it
+from skillzero.contracts.settings import cfg_get as cfg_get
 
 CONFIG_MODULE = "skillzero.configs"
 PRIMARY_CONFIG = "config"
@@ -36,11 +39,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class PoolConfig:
-    """Where and how the envs of a pool run."""
+    """Where and how the envs of a pool run. ``params`` go to the worker backend (e.g.
+    ``ray``: ``address``, ``num_cpus`` per actor; see ``skillzero.core.ray_pool``)."""
 
     workers: int = 2
     backend: str = "process"
     receive_timeout: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +166,20 @@ class FSDPConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """Rollout engines (``skillzero.core.multi_engine``). ``engines`` > 1 runs that many
+    copies of the backend as Ray actors (the ``ray`` extra), each asking for ``num_cpus``
+    and ``num_gpus`` (null: 1 when the cluster has GPUs), in the cluster at ``address``
+    (null: ``$RAY_ADDRESS``, else a local one)."""
+
+    engines: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float | None = None
+    address: str | None = None
+    startup_timeout: float = 1800.0
+
+
+@dataclass
 class TrainerConfig:
     """The training loop: steps, batching, checkpoints, validation, logging."""
 
@@ -174,6 +193,7 @@ class TrainerConfig:
     recompute_log_probs: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     output_dir: str = "runs/${now:%Y%m%d-%H%M%S}"
     resume: bool = False
     save_every: int = 0
@@ -283,14 +303,18 @@ def _schema_paths() -> set[str]:
 
 
 def _allow_schema_keys(overrides: Sequence[str]) -> list[str]:
-    """Rewrite ``key=value`` as ``++key=value`` when ``key`` is a schema field, so that a
+    """Rewrite ``key=value`` as ``++key=value`` when ``key`` is a schema field or a key
+    inside a schema's free ``params`` dict (``env.pool.params.num_cpus``), so that a
     setting whose default lives only in the schema (not in the group's yaml file) can
     still be overridden on the command line."""
     paths = _schema_paths()
     out = []
     for item in overrides:
         key, sep, _ = item.partition("=")
-        if sep and key in paths and "." in key and not key.startswith(("+", "~")):
+        in_params = any(
+            key.startswith(path + ".") for path in paths if path.rsplit(".", 1)[-1] == "params"
+        )
+        if sep and (key in paths or in_params) and "." in key and not key.startswith(("+", "~")):
             out.append("++" + item)
         else:
             out.append(item)
@@ -444,21 +468,6 @@ def _check_components(cfg: DictConfig) -> None:
         raise ConfigError(
             "config names components no loaded plugin provides:\n  " + "\n  ".join(problems)
         )
-
-
-def cfg_get(cfg: Mapping[str, Any] | Any | None, key: str, default: Any = None) -> Any:
-    """``cfg[key]`` for a dict, an OmegaConf node or a dataclass; ``default`` when the
-    key is absent or null. Factories receive configs in all three forms."""
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping) or hasattr(cfg, "get"):
-        try:
-            value = cfg.get(key, default)
-        except Exception:  # a structured node without that key
-            value = default
-    else:
-        value = getattr(cfg, key, default)
-    return default if value is None else value
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

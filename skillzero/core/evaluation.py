@@ -16,19 +16,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from skillzero import registry
+from skillzero.core.collection import episode_metrics, mix_seed, sampling_params
 from skillzero.core.collector import Assignment, Collector, skill_block_for
-from skillzero.core.config import to_container
-from skillzero.core.env import sampling_overrides
-from skillzero.core.models import resolve_model_path
-from skillzero.core.pool import EnvPool
-from skillzero.core.training import (
-    _mix_seed,
-    balanced_subset,
-    episode_metrics,
+from skillzero.core.components import (
+    build_env,
+    count_tokens,
+    make_backend,
+    make_pool,
     make_skill_provider,
-    sampling_params,
 )
+from skillzero.core.config import to_container
+from skillzero.core.models import resolve_model_path
+from skillzero.core.tasks import balanced_subset
 
 
 def resolve_eval_model(cfg: DictConfig) -> str:
@@ -63,8 +62,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate and return the report (metrics, per-episode results, settings)."""
     from transformers import AutoTokenizer
 
-    env_spec = registry.get("envs", cfg.env.name)
-    env_cfg = to_container(cfg.env)
+    env = build_env(cfg.env)
+    env_spec, env_cfg = env.spec, env.cfg
     split = str(cfg.eval.split or cfg.env.val_split)
     tasks = list(env_spec.list_tasks(env_cfg, split))
     if cfg.eval.num_tasks:  # round-robin over task types, as the trainer's validation
@@ -72,54 +71,45 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     if not tasks:
         raise ValueError(f"env {cfg.env.name!r} has no tasks in split {split!r}")
     model_path = resolve_eval_model(cfg)
-    model_cfg = to_container(cfg.model)
-    model_cfg["path"] = model_path
-    backend = registry.get("rollout_backends", cfg.backend.name).create(
-        model_cfg, to_container(cfg.backend)
-    )
+    backend = make_backend(cfg, model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     skills_cfg = to_container(cfg.skills)
     provider = make_skill_provider(skills_cfg, str(cfg.env.name))
-    builder = env_spec.make_prompt_builder(env_cfg)
 
     def render(prov: Any, ctx: Any) -> Any:
         return skill_block_for(
             prov,
             ctx,
-            builder,
-            lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
+            env.prompt_builder,
+            lambda text: count_tokens(tokenizer, text),
             cfg.skills.budget_tokens,
         )
 
     started = time.perf_counter()
     seed = int(cfg.eval.seed)
-    with EnvPool(
-        env_spec.env,
+    with make_pool(
+        env_spec,
         env_cfg,
+        cfg.env.pool,
         num_groups=max(1, min(int(cfg.eval.num_envs), len(tasks))),
         group_size=1,
-        workers=int(cfg.env.pool.workers),
-        backend=str(cfg.env.pool.backend),
         seed=seed,
-        receive_timeout=cfg.env.pool.receive_timeout,
     ) as pool:
         from skillzero.core.metrics_log import progress
 
         collector = Collector(
             pool,
             backend,
-            builder,
-            env_spec.make_action_parser(env_cfg),
+            env.prompt_builder,
+            env.parser,
             max_prompt_tokens=int(cfg.env.max_prompt_tokens),
             render_skills=render,
             eos_token_id=tokenizer.eos_token_id,
         )
         bar = progress(len(tasks), f"eval {cfg.env.name}/{split}", unit="ep")
         result = collector.run(
-            [Assignment(t, _mix_seed(seed, i), i) for i, t in enumerate(tasks)],
-            sampling_params(
-                cfg.backend.val_sampling, seed=seed, overrides=sampling_overrides(builder)
-            ),
+            [Assignment(t, mix_seed(seed, i), i) for i, t in enumerate(tasks)],
+            sampling_params(cfg.backend.val_sampling, seed=seed, overrides=env.sampling_overrides),
             skill_provider=provider,
             record_samples=False,
             progress=bar,

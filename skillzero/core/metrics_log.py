@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 METRICS_FILE = "metrics.jsonl"
 TABLES_FILE = "tables.jsonl"
+PROMPTS_FILE = "prompts.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 KNOWN_SINKS: tuple[str, ...] = ("console", "jsonl", "tensorboard", "wandb")
 NO_PROGRESS_ENV = "SKILLZERO_NO_PROGRESS"
@@ -396,6 +397,18 @@ class MetricsLogger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def append_prompts(
+    run_dir: str | Path, step: int, tag: str, prompts: Sequence[Mapping[str, Any]]
+) -> None:
+    """Append sample prompts (what the policy actually saw) to ``prompts.jsonl``, each
+    with its step and tag (``rollout``, ``val``, ...)."""
+    if not prompts:
+        return
+    with open(Path(run_dir) / PROMPTS_FILE, "a", encoding="utf-8") as handle:
+        for record in prompts:
+            handle.write(json.dumps({"step": step, "tag": tag, **record}) + "\n")
 
 
 # ----------------------------------------------------------------------------------------

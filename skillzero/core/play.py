@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from skillzero.core.env import ParsedAction, Task
-    from skillzero.core.rollout import RolloutBackend, SamplingParams
+    from skillzero.contracts.env import ParsedAction, Task
+    from skillzero.contracts.rollout import RolloutBackend, SamplingParams
 
 RULE_WIDTH = 78
 
@@ -227,7 +227,7 @@ def read_script(path: str | os.PathLike[str]) -> list[str]:
 
 def raw_action(text: str) -> ParsedAction:
     """``--raw``: the text itself is the action; only an empty one is invalid."""
-    from skillzero.core.env import ParsedAction
+    from skillzero.contracts.env import ParsedAction
 
     action = text.strip()
     return ParsedAction(action=action, valid=bool(action), reason="" if action else "empty action")
@@ -331,10 +331,11 @@ def play_episode(
     from transformers import AutoTokenizer
 
     from skillzero import registry
+    from skillzero.contracts.env import sampling_overrides
+    from skillzero.core.collection import sampling_params
+    from skillzero.core.components import make_backend, make_skill_provider
     from skillzero.core.config import to_container
-    from skillzero.core.env import sampling_overrides
     from skillzero.core.pool import EnvPool
-    from skillzero.core.training import make_skill_provider, sampling_params
 
     if options.human and options.script:
         raise PlayError("choose one of --human and --script")
@@ -391,11 +392,7 @@ def play_episode(
             echoed=bool(getattr(stream, "isatty", lambda: False)()),
         )
     else:
-        model_cfg = to_container(cfg.model)
-        model_cfg["path"] = model_path
-        backend = registry.get("rollout_backends", cfg.backend.name).create(
-            model_cfg, to_container(cfg.backend)
-        )
+        backend = make_backend(cfg, model_path)
         # validation sampling, with what the env's response format asks for, as `eval`
         sampling = sampling_params(
             cfg.backend.val_sampling, seed=options.seed, overrides=sampling_overrides(builder)
@@ -478,8 +475,8 @@ class _Episode:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def play(self, pool: Any, responder: Responder, result: PlayResult) -> None:
+        from skillzero.contracts.env import PromptContext, TurnRecord
         from skillzero.core.collector import fit_prompt, invalid_history_action, skill_block_for
-        from skillzero.core.env import PromptContext, TurnRecord
 
         printer, options, task = self.printer, self.options, result.task
         reply = pool.reset_envs({0: (task, options.seed)})[0]

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
+from skillzero.contracts.losses import PolicyOutputs, WeightedTerm, combine
+from skillzero.contracts.trajectory import K, left_pad, model_inputs, pad_to_multiple, trim_padding
 from skillzero.core.config import cfg_get
 from skillzero.core.distributed import DistContext
-from skillzero.core.losses import PolicyOutputs, WeightedTerm, combine
 from skillzero.core.models import resolve_attn_implementation, torch_dtype
-from skillzero.core.trajectory import K, left_pad, model_inputs, pad_to_multiple, trim_padding
 
 MIXED = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16}
 

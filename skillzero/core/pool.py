@@ -7,7 +7,9 @@ of a group, which tend to finish at similar times, do not all sit on one worker.
 
 Where the envs run is a :class:`WorkerBackend` (registered through the
 ``register_env_workers`` hook): ``process`` runs each worker in its own OS process
-holding several envs, ``inline`` runs them in the calling process. A worker receives the
+holding several envs, ``ray`` runs each worker as a Ray actor holding several envs, on
+this machine or anywhere in a Ray cluster (:mod:`skillzero.core.ray_pool`, the ``ray``
+extra), ``inline`` runs them in the calling process. A worker receives the
 commands for all its envs in one message and answers in one message, so one pool step
 costs one round trip per worker, not per env.
 
@@ -325,6 +327,36 @@ class ProcessWorkerBackend(WorkerBackend):
         return _ProcessHandle(process, parent, self.startup_timeout)
 
 
+def make_worker_backend(name: str, params: Mapping[str, Any] | None = None) -> WorkerBackend:
+    """The registered worker backend ``name`` built with ``params`` (``env.pool.params``);
+    unknown settings are an error that names them and the backend."""
+    import inspect
+
+    from skillzero import registry
+
+    factory = registry.get("env_workers", name).load()
+    params = dict(params or {})
+    try:
+        accepted = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C factory: let the call decide
+        accepted = None
+    if accepted is not None and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(str(k) for k in params if k not in accepted)
+        if unknown:
+            known = [k for k in accepted if k != "self"]
+            raise ValueError(
+                f"env.pool.params: unknown setting(s) {', '.join(unknown)} for the {name!r} "
+                f"worker backend; known: {', '.join(known) or '(none)'}"
+            )
+    return factory(**params)
+
+
+def _pool_params(env_cfg: Mapping[str, Any] | Any) -> dict[str, Any]:
+    pool = env_cfg.get("pool") if hasattr(env_cfg, "get") else None
+    params = pool.get("params") if hasattr(pool, "get") else None
+    return dict(params or {})
+
+
 # ----------------------------------------------------------------------------------------
 # The pool
 # ----------------------------------------------------------------------------------------
@@ -376,7 +408,9 @@ class EnvPool:
     """``num_groups * group_size`` envs stepped in parallel by ``workers`` workers.
 
     ``env_factory`` builds one env from ``env_cfg`` (an :class:`EnvSpec`'s ``env``).
-    ``backend`` is a :class:`WorkerBackend` or the name of a registered one.
+    ``backend`` is a :class:`WorkerBackend` or the name of a registered one, built with
+    ``backend_params`` as keyword arguments; when those are not given, the
+    ``pool.params`` of ``env_cfg`` (the ``env.pool.params`` of the config) are used.
     """
 
     env_factory: Factory
@@ -387,6 +421,7 @@ class EnvPool:
     backend: WorkerBackend | str = "process"
     seed: int = 0
     receive_timeout: float | None = None
+    backend_params: Mapping[str, Any] | None = None
     worker_restarts: int = field(default=0, init=False)
     timings: PoolTimings = field(default_factory=PoolTimings, init=False)
 
@@ -397,9 +432,10 @@ class EnvPool:
             )
         self.workers = max(1, min(self.workers, self.num_envs))
         if isinstance(self.backend, str):
-            from skillzero import registry
-
-            self.backend = registry.get("env_workers", self.backend).create()
+            self.backend = make_worker_backend(
+                self.backend,
+                _pool_params(self.env_cfg) if self.backend_params is None else self.backend_params,
+            )
         self._slots = [_EnvSlot(worker=i % self.workers) for i in range(self.num_envs)]
         self.timings.workers = self.workers
         self._handles: list[WorkerHandle] = []
@@ -576,7 +612,7 @@ class EnvPool:
         return results
 
     def kill_worker(self, worker: int) -> None:
-        """Kill one worker process abruptly (used by fault-tolerance tests)."""
+        """Kill one worker (process or actor) abruptly (used by fault-tolerance tests)."""
         self._handles[worker].kill()
 
     def close(self) -> None:

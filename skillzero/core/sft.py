@@ -53,15 +53,24 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from skillzero import registry
+from skillzero.contracts.env import PromptContext, Task, TurnRecord, render_response
+from skillzero.contracts.skills import EMPTY_SKILLS, SkillProvider
+from skillzero.contracts.trajectory import K, StepSample, collate_steps
 from skillzero.core import checkpoint as ckpt
+from skillzero.core.collection import sampling_params
 from skillzero.core.collector import fit_prompt, skill_block_for
+from skillzero.core.components import (
+    chat_prompt_ids,
+    count_tokens,
+    make_pool,
+    make_skill_provider,
+)
 from skillzero.core.config import cfg_get, to_container
 from skillzero.core.distributed import DistContext, init_distributed
-from skillzero.core.env import PromptContext, Task, TurnRecord, render_response
 from skillzero.core.pool import EnvPool
-from skillzero.core.skills import EMPTY_SKILLS, SkillProvider
-from skillzero.core.training import Trainer, balanced_subset, sampling_params
-from skillzero.core.trajectory import K, StepSample, collate_steps
+from skillzero.core.tasks import balanced_subset
+from skillzero.core.training import Trainer
+from skillzero.core.update import sync_weights
 
 # ----------------------------------------------------------------------------------------
 # Demonstrations
@@ -408,26 +417,21 @@ def build_sft_data(cfg: DictConfig) -> SFTData:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prompt_builder = env_spec.make_prompt_builder(env_cfg)
     parser = env_spec.make_action_parser(env_cfg)
-    provider: SkillProvider = registry.get(
-        "skill_providers", cfg_get(cfg.skills, "provider", "none")
-    ).create({**to_container(cfg.skills), "bank": cfg.skills.get("bank") or cfg.env.name})
-
-    def count_tokens(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
+    provider: SkillProvider = make_skill_provider(to_container(cfg.skills), str(cfg.env.name))
 
     def render(ctx: PromptContext) -> Any:
         if cfg_get(cfg.skills, "provider", "none") == "none":
             return EMPTY_SKILLS
         return skill_block_for(
-            provider, ctx, prompt_builder, count_tokens, cfg_get(cfg.skills, "budget_tokens")
+            provider,
+            ctx,
+            prompt_builder,
+            lambda text: count_tokens(tokenizer, text),
+            cfg_get(cfg.skills, "budget_tokens"),
         )
 
     def chat_ids(messages: list[dict[str, str]]) -> list[int]:
-        return list(
-            tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-        )
+        return chat_prompt_ids(tokenizer, messages)
 
     train_demos, heldout_demos = split_heldout(demos, int(sft.heldout_tasks), int(cfg.trainer.seed))
     # a plan longer than env.max_steps would be cut off before its win: replay whole plans
@@ -435,15 +439,13 @@ def build_sft_data(cfg: DictConfig) -> SFTData:
         **env_cfg,
         "max_steps": max(int(cfg.env.max_steps), *(len(d.actions) for d in demos)),
     }
-    with EnvPool(
-        env_spec.env,
+    with make_pool(
+        env_spec,
         replay_cfg,
+        cfg.env.pool,
         num_groups=max(1, min(int(sft.replay_envs), len(demos))),
         group_size=1,
-        workers=int(cfg.env.pool.workers),
-        backend=str(cfg.env.pool.backend),
         seed=int(cfg.trainer.seed),
-        receive_timeout=cfg.env.pool.receive_timeout,
     ) as pool:
         from skillzero.core.metrics_log import progress
 
@@ -595,10 +597,7 @@ class SFTTrainer(Trainer):
         return hits / max(1, len(samples))
 
     def _sync_weights(self) -> None:
-        state = self.policy.full_state_dict()
-        if self.backend is not None:
-            self.backend.wake()
-            self.backend.load_weights(state.items())
+        sync_weights(self.policy, self.backend)
 
     # -- one step ------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:

@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from skillzero.core.env import Task
+from skillzero.contracts.env import Task
 
 
 class TaskSampler:
@@ -65,3 +65,22 @@ class TaskSampler:
         self.seed, self.shuffle = state["seed"], state["shuffle"]
         self.epoch, self.position = state["epoch"], state["position"]
         self._order = self._permutation(self.epoch)
+
+
+def balanced_subset(tasks: Sequence[Task], limit: int) -> list[Task]:
+    """``limit`` of ``tasks`` taken round-robin over their task types, each type's tasks
+    in split order (all tasks when ``limit`` <= 0 or covers them). A small validation set
+    then measures every task type, where the first N of a split sorted by name would
+    hold only the first types."""
+    if limit <= 0 or limit >= len(tasks):
+        return list(tasks)
+    by_type: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_type.setdefault(task.task_type, []).append(task)
+    queues = [list(group) for group in by_type.values()]
+    chosen: list[Task] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return chosen

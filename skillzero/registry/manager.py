@@ -29,7 +29,7 @@ from typing import Any
 
 import pluggy
 
-from skillzero.core import hookspecs
+from skillzero.contracts import hookspecs
 from skillzero.registry.specs import KINDS, Kind
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from skillzero import hookimpl
-from skillzero.core.callbacks import TrainerCallback
-from skillzero.core.env import ParsedAction, PromptContext, Task, history_window
-from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
+from skillzero.contracts.callbacks import TrainerCallback
+from skillzero.contracts.env import ParsedAction, PromptContext, Task, history_window
+from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
 
 CONF = Path(__file__).parent / "conf"
 

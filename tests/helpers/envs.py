@@ -7,8 +7,9 @@ actions exercise failure paths:
 ``crash``
     raises inside the env (an engine error: the pool must truncate the episode).
 ``die``
-    ends the worker process abruptly (``os._exit``); outside a worker process it raises
-    instead, so a test can never take the test runner down with it.
+    ends the worker process abruptly (``os._exit``); outside a worker process (a child
+    process, or a Ray actor, which sets ``$SKILLZERO_ENV_WORKER``) it raises instead, so
+    a test can never take the test runner down with it.
 ``sleep:<seconds>``
     blocks, to test the pool's receive timeout.
 ``getpid``
@@ -26,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from skillzero.core.env import Task, TextEnv
+from skillzero.contracts.env import Task, TextEnv
 
 ADMISSIBLE = ["forward", "back", "wait"]
 
@@ -58,7 +59,7 @@ class CorridorEnv(TextEnv):
         if action == "crash":
             raise RuntimeError("engine exploded on purpose")
         if action == "die":
-            if mp.parent_process() is not None:
+            if mp.parent_process() is not None or os.environ.get("SKILLZERO_ENV_WORKER"):
                 os._exit(3)
             raise RuntimeError("'die' is only honoured inside a worker process")
         if action.startswith("sleep:"):

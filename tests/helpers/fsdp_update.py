@@ -15,10 +15,10 @@ import torch
 
 def main(model_dir: str, out: str) -> None:
     torch.set_num_threads(1)
+    from skillzero.contracts.losses import WeightedTerm
+    from skillzero.contracts.trajectory import K, StepSample, collate_steps
     from skillzero.core.distributed import init_distributed
-    from skillzero.core.losses import WeightedTerm
     from skillzero.core.policy import Policy
-    from skillzero.core.trajectory import K, StepSample, collate_steps
     from skillzero.plugins.grpo.losses import EntropyLoss, LowVarKLLoss, PPOClipLoss
 
     ctx = init_distributed("cpu")

@@ -96,8 +96,9 @@ def _fail(message: str) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """The handler of ``skillzero alfworld check``."""
-    from skillzero.plugins.alfworld.config import AlfworldDataError, resolve_data_dir
+    from skillzero.plugins.alfworld.data import AlfworldDataError
     from skillzero.plugins.alfworld.games import list_tasks
+    from skillzero.plugins.alfworld.setup import resolve_data_dir
 
     if args.workers < 1:
         return _fail(f"--workers must be >= 1, got {args.workers}")

@@ -5,7 +5,7 @@
 ``GenericEnvironment(EnvInfos(won=True, admissible_commands=True, extras=["gamefile"]))``
 wrapped by ``AlfredDemangler(shuffle=False)``, ``AlfredInfos`` and TextWorld's
 ``Filter``. We leave out only the ``Limit`` wrapper (``max_episode_steps``): the episode
-step limit is :class:`~skillzero.core.env.TextEnv`'s ``max_steps``, reported as
+step limit is :class:`~skillzero.contracts.env.TextEnv`'s ``max_steps``, reported as
 truncation, where ``Limit`` would report it as ``done``.
 
 Engine caches

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from skillzero.core.env import Task, TextEnv
+from skillzero.contracts.env import Task, TextEnv
 from skillzero.plugins.alfworld.config import cfg_get
 from skillzero.plugins.alfworld.engine import NOTHING_HAPPENS
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from skillzero.core.env import Task
-from skillzero.plugins.alfworld.config import GAMES_DIR, cfg_get, resolve_data_dir
+from skillzero.plugins.alfworld.config import cfg_get
+from skillzero.plugins.alfworld.data import GAMES_DIR, find_data_dir
 
 TASK_TYPES: dict[int, str] = {
     1: "pick_and_place_simple",
@@ -203,7 +204,7 @@ def list_tasks(env_cfg: Mapping[str, Any] | Any | None, split: str) -> list[Task
     """The tasks of ``split`` (``train``, ``valid_seen``, ``valid_unseen``, ...), sorted
     by game path. ``task_id`` is the game file's path relative to the data root,
     ``payload["game_file"]`` its absolute path."""
-    data_root = resolve_data_dir(env_cfg)
+    data_root = find_data_dir(env_cfg)
     ids = tuple(int(i) for i in cfg_get(env_cfg, "task_types", list(TASK_TYPES)))
     wanted = set(_task_type_names(ids))
     folder = split_dir(data_root, split)

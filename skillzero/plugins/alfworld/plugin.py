@@ -22,13 +22,13 @@ def register_envs(register: Any) -> None:
     register(
         "alfworld",
         env="skillzero.plugins.alfworld.env:AlfworldEnv",
-        tasks="skillzero.plugins.alfworld.games:list_tasks",
+        tasks="skillzero.plugins.alfworld.setup:list_tasks",
         prompt="skillzero.plugins.alfworld.prompt:AlfworldPrompt",
         parser="skillzero.plugins.alfworld.prompt:AlfworldActionParser",
         task_types=TASK_TYPE_NAMES,
         config=AlfworldConfig,
         metrics="skillzero.plugins.alfworld.metrics:episode_metrics",
-        expert="skillzero.plugins.alfworld.games:WalkthroughExpert",
+        expert="skillzero.plugins.alfworld.expert:SearchingExpert",
         description="ALFWorld household tasks on the TextWorld engine (3,553 train games)",
     )
 

@@ -15,8 +15,10 @@ Response formats (``env.response_format``):
     and what the GPU configs use); responses may run to the backend's ``max_new_tokens``.
 ``compact``
     ``<action>...</action>`` alone, 24 new tokens, generation stopped at ``</action>``:
-    a format a 135M model can follow after a short warm start, for CPU runs. The
-    benchmark (games, actions, reward) is the same; only the answer asked for is shorter.
+    a format a 135M model can follow after a short warm start, for CPU runs. The prompt
+    also restates the task just before the answer instruction, where a small model
+    attends most. The benchmark (games, actions, reward) is the same; only the answer
+    asked for is shorter.
 
 Validity rules (verl-agent's ALFWorld projection, each one configurable): exactly one
 ``<action>...</action>`` block with non-empty content; a ``<think>`` tag followed
@@ -30,11 +32,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from skillzero.core.env import ChatMessages, ParsedAction, PromptContext, history_window
-from skillzero.plugins.alfworld.config import cfg_get
+from skillzero.contracts.env import (
+    ChatMessages,
+    ParsedAction,
+    PromptContext,
+    ResponseFormat,
+    history_window,
+)
+from skillzero.contracts.env import response_format as _lookup_format
+from skillzero.contracts.settings import cfg_get
 
 TASK_MARKER = "Your task is to: "
 ROLE = (
@@ -49,18 +57,6 @@ COMPACT_ANSWER_FORMAT = (
     "Write exactly one action from the list above inside <action> </action> tags."
 )
 NO_ACTIONS = "(none)"
-
-
-@dataclass(frozen=True)
-class ResponseFormat:
-    """What the agent is asked to write, and the sampling limits that fit it."""
-
-    name: str
-    think: bool
-    instruction: str
-    max_new_tokens: int | None
-    """``None``: the backend's own setting."""
-    stop: tuple[str, ...] = ()
 
 
 RESPONSE_FORMATS: dict[str, ResponseFormat] = {
@@ -80,13 +76,7 @@ RESPONSE_FORMATS: dict[str, ResponseFormat] = {
 def response_format(env_cfg: Mapping[str, Any] | Any | None) -> ResponseFormat:
     """The :class:`ResponseFormat` named by ``env.response_format`` (default
     ``standard``); an unknown name is an error that lists the known ones."""
-    name = str(cfg_get(env_cfg, "response_format", "standard") or "standard")
-    if name not in RESPONSE_FORMATS:
-        raise ValueError(
-            f"env.response_format={name!r} is not an ALFWorld response format; "
-            f"choose one of {sorted(RESPONSE_FORMATS)}"
-        )
-    return RESPONSE_FORMATS[name]
+    return _lookup_format(env_cfg, RESPONSE_FORMATS, "ALFWorld")
 
 
 def task_description(observation: str) -> str:
@@ -117,13 +107,8 @@ class AlfworldPrompt:
 
     def sampling_overrides(self) -> dict[str, Any]:
         """Sampling settings the response format needs (see
-        :meth:`skillzero.core.env.PromptBuilder.sampling_overrides`)."""
-        overrides: dict[str, Any] = {}
-        if self.format.max_new_tokens is not None:
-            overrides["max_new_tokens"] = self.format.max_new_tokens
-        if self.format.stop:
-            overrides["stop"] = list(self.format.stop)
-        return overrides
+        :class:`skillzero.contracts.env.PromptBuilder`)."""
+        return self.format.sampling_overrides()
 
     def task_text(self, ctx: PromptContext) -> str:
         """The goal of the episode, from the first observation of ``ctx``."""
@@ -170,6 +155,12 @@ class AlfworldPrompt:
                 f"This is step {taken + 1}. Your current observation is:\n{ctx.observation}"
             )
         parts.append("The actions you can take now are:\n" + format_actions(ctx.admissible_actions))
+        if self.format.name == "compact":
+            # Small models copy from what is near the answer: the goal restated next to
+            # the action list is what lets them pick the right object to take.
+            task = self.task_text(ctx)
+            if task:
+                parts.append(f"Remember, your task is to: {task}")
         parts.append(self.format.instruction)
         return [{"role": "user", "content": "\n\n".join(parts)}]
 

@@ -18,6 +18,12 @@ def register_env_workers(register):
         description="local worker processes, each holding several envs",
     )
     register(
+        "ray",
+        "skillzero.core.ray_pool:RayWorkerBackend",
+        description="Ray actors on this machine or a Ray cluster, each holding several envs "
+        "(extra `ray`)",
+    )
+    register(
         "inline",
         "skillzero.core.pool:InlineWorkerBackend",
         description="envs stepped in the calling process (debugging)",
@@ -26,13 +32,13 @@ def register_env_workers(register):
 
 @hookimpl
 def register_skill_providers(register):
-    register("none", "skillzero.core.skills:NoSkills", description="no skills in context")
+    register("none", "skillzero.contracts.skills:NoSkills", description="no skills in context")
 
 
 @hookimpl
 def register_loss_terms(register):
     register(
         "nll",
-        "skillzero.core.losses:NegativeLogLikelihood",
+        "skillzero.contracts.losses:NegativeLogLikelihood",
         description="token-mean negative log-likelihood of the responses (skillzero sft)",
     )

@@ -1,6 +1,6 @@
 """Advantage estimators of the GRPO family: GRPO and GiGPO.
 
-A batch holds one sample per env per turn (see :mod:`skillzero.core.trajectory`). Sample
+A batch holds one sample per env per turn (see :mod:`skillzero.contracts.trajectory`). Sample
 ``i`` is step ``t_i`` of trajectory ``τ_i``, which belongs to group ``g_i`` (the envs that
 played the same task). Its *score* is the episode's return minus the step's
 invalid-action penalty, as in verl-agent (the penalty is subtracted from the
@@ -25,7 +25,7 @@ anchor-state groups, the samples of a group whose current observation is the sam
 with ``F_norm`` the group's standard deviation (+ ε) in mode ``mean_std_norm`` and 1 in
 mode ``mean_norm``. Standard deviations are unbiased (``torch.std``), as in verl.
 
-Padding rows (``group_id == -1``, see :func:`skillzero.core.trajectory.pad_to_multiple`)
+Padding rows (``group_id == -1``, see :func:`skillzero.contracts.trajectory.pad_to_multiple`)
 take part in no statistic and get advantage 0.
 """
 
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from skillzero.core.losses import AdvantageEstimator
-from skillzero.core.trajectory import K
+from skillzero.contracts.losses import AdvantageEstimator
+from skillzero.contracts.trajectory import K
 
 if TYPE_CHECKING:
     from tensordict import TensorDict

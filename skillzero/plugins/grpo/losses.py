@@ -1,6 +1,6 @@
 """PPO-style loss terms: clipped surrogate, KL to the reference policy, entropy.
 
-Every term reduces per-token values with :func:`skillzero.core.losses.token_mean`
+Every term reduces per-token values with :func:`skillzero.contracts.losses.token_mean`
 (verl's ``loss_agg_mode="token-mean"``), and so do its metrics, so both are exact when the
 trainer sums them over micro-batches. The trainer minimises ``Σ coef · term``.
 """
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from skillzero.core.losses import LossOutput, LossTerm, PolicyOutputs, token_mean
-from skillzero.core.trajectory import K
+from skillzero.contracts.losses import LossOutput, LossTerm, PolicyOutputs, token_mean
+from skillzero.contracts.trajectory import K
 
 if TYPE_CHECKING:
     from tensordict import TensorDict

@@ -19,8 +19,8 @@ from typing import Any
 
 import requests
 
+from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
 from skillzero.core.config import cfg_get
-from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import torch
 from tensordict import TensorDict
 
-from skillzero.core.losses import AdvantageEstimator
-from skillzero.core.trajectory import K, masked_mean
+from skillzero.contracts.losses import AdvantageEstimator
+from skillzero.contracts.trajectory import K, masked_mean
 
 
 def rlsd_lambda(step: int, lambda_start: float, lambda_end: float, decay_steps: int) -> float:

@@ -18,8 +18,8 @@ from typing import ClassVar
 import torch
 from tensordict import TensorDict
 
-from skillzero.core.losses import LossOutput, LossTerm, PolicyOutputs, token_mean
-from skillzero.core.trajectory import K
+from skillzero.contracts.losses import LossOutput, LossTerm, PolicyOutputs, token_mean
+from skillzero.contracts.trajectory import K
 
 GATES: tuple[str, ...] = ("sigmoid",)
 

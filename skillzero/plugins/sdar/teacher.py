@@ -1,7 +1,7 @@
 """SDAR's teacher: the same policy, with privileged skills in its prompt.
 
 After each rollout the :class:`SDARTeacher` callback rebuilds every step's prompt from
-the :class:`~skillzero.core.env.PromptContext` the student prompt was built from, adds
+the :class:`~skillzero.contracts.env.PromptContext` the student prompt was built from, adds
 the privileged skill block, and scores the student's own response tokens under it
 (``teacher_log_probs``, at the rollout weights). SDAR, GRPO+OPSD, OPSD, Skill-SD and
 RLSD all read that key.
@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from skillzero.core.callbacks import TrainerCallback
-from skillzero.core.env import ChatMessages, PromptBuilder, PromptContext
+from skillzero.contracts.callbacks import TrainerCallback
+from skillzero.contracts.env import ChatMessages, PromptBuilder, PromptContext
 
 if TYPE_CHECKING:
     from tensordict import TensorDict
@@ -213,7 +213,7 @@ class SDARTeacher(TrainerCallback):
         self.provider_for(trainer)
 
     def after_rollout(self, trainer: Any, step: int, batch: TensorDict) -> None:
-        from skillzero.core.trajectory import K
+        from skillzero.contracts.trajectory import K
 
         provider = self.provider_for(trainer)
         max_tokens = int(trainer.env_cfg["max_prompt_tokens"])
@@ -245,7 +245,7 @@ class SDARTeacher(TrainerCallback):
 
 def teacher_metrics(prompts: Sequence[TeacherPrompt], skills: Sequence[Any]) -> dict[str, float]:
     """The callback's per-batch metrics (see :class:`SDARTeacher`); ``skills`` are the
-    rows' :class:`~skillzero.core.skills.RenderedSkills`."""
+    rows' :class:`~skillzero.contracts.skills.RenderedSkills`."""
     n = max(len(prompts), 1)
     return {
         "sdar/teacher_prompt_tokens": sum(len(p.ids) for p in prompts) / n,

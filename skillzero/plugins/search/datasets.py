@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skillzero.contracts.env import Task
 from skillzero.core.config import cfg_get
-from skillzero.core.env import Task
 
 __all__ = [
     "KNOWN_SOURCES",

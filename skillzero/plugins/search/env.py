@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from skillzero.contracts.env import Task, TextEnv
 from skillzero.core.config import cfg_get
-from skillzero.core.env import Task, TextEnv
 from skillzero.plugins.search.client import (
     Hit,
     RetrievalClient,

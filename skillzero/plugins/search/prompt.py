@@ -23,17 +23,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from skillzero.core.config import cfg_get
-from skillzero.core.env import ChatMessages, ParsedAction, PromptContext, history_window
+from skillzero.contracts.env import (
+    ChatMessages,
+    ParsedAction,
+    PromptContext,
+    ResponseFormat,
+    history_window,
+)
+from skillzero.contracts.env import response_format as _lookup_format
+from skillzero.contracts.settings import cfg_get
 
 __all__ = [
     "ANSWER_CLOSE",
     "ANSWER_OPEN",
+    "RESPONSE_FORMATS",
     "SEARCH_CLOSE",
     "SEARCH_OPEN",
     "SearchActionParser",
     "SearchPrompt",
     "parse_response",
+    "response_format",
 ]
 
 SEARCH_OPEN, SEARCH_CLOSE = "<search>", "</search>"
@@ -56,6 +65,26 @@ COMPACT_FORMAT = (
 )
 LAST_STEP = "This is your last step: give your answer now."
 
+RESPONSE_FORMATS: dict[str, ResponseFormat] = {
+    "standard": ResponseFormat(
+        "standard", think=True, instruction=STANDARD_FORMAT, stop=(SEARCH_CLOSE, ANSWER_CLOSE)
+    ),
+    "compact": ResponseFormat(
+        "compact",
+        think=False,
+        instruction=COMPACT_FORMAT,
+        max_new_tokens=32,
+        stop=(SEARCH_CLOSE, ANSWER_CLOSE),
+    ),
+}
+"""Both stop generating at the end of the first block; ``compact`` is also short."""
+
+
+def response_format(env_cfg: Mapping[str, Any] | Any | None) -> ResponseFormat:
+    """The :class:`ResponseFormat` named by ``env.response_format`` (default
+    ``standard``); an unknown name is an error that lists the known ones."""
+    return _lookup_format(env_cfg, RESPONSE_FORMATS, "Search-QA")
+
 
 def question_of(ctx: PromptContext) -> str:
     """The question of the episode: the task's, else its first observation."""
@@ -75,12 +104,8 @@ class SearchPrompt:
     def __init__(self, env_cfg: Mapping[str, Any] | Any | None = None) -> None:
         self.history_length = int(cfg_get(env_cfg, "history_length", 4))
         self.max_steps = int(cfg_get(env_cfg, "max_steps", 4))
-        self.response_format = str(cfg_get(env_cfg, "response_format", "standard"))
-        if self.response_format not in ("standard", "compact"):
-            raise ValueError(
-                f"search: response_format must be 'standard' or 'compact', got "
-                f"{self.response_format!r}"
-            )
+        self.format = response_format(env_cfg)
+        self.response_format = self.format.name
 
     def task_text(self, ctx: PromptContext) -> str:
         """The question (what skill providers match skills against)."""
@@ -88,10 +113,7 @@ class SearchPrompt:
 
     def sampling_overrides(self) -> dict[str, Any]:
         """Stop generating at the end of the first block; the compact format is short."""
-        overrides: dict[str, Any] = {"stop": [SEARCH_CLOSE, ANSWER_CLOSE]}
-        if self.response_format == "compact":
-            overrides["max_new_tokens"] = 32
-        return overrides
+        return self.format.sampling_overrides()
 
     def build(self, ctx: PromptContext) -> ChatMessages:
         parts = [ROLE]
@@ -113,7 +135,7 @@ class SearchPrompt:
                 for number, (turn, result) in enumerate(zip(window, after, strict=True), first):
                     lines.append(f"Step {number}: {turn.action}\n{result}")
             parts.append("\n".join(lines))
-        parts.append(STANDARD_FORMAT if self.response_format == "standard" else COMPACT_FORMAT)
+        parts.append(self.format.instruction)
         if left == 1:
             parts.append(LAST_STEP)
         return [{"role": "user", "content": "\n\n".join(parts)}]

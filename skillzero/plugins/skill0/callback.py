@@ -26,8 +26,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from skillzero.core.callbacks import TrainerCallback
-from skillzero.core.skills import NoSkills, SkillProvider
+from skillzero.contracts.callbacks import TrainerCallback
+from skillzero.contracts.skills import NoSkills, SkillProvider
 from skillzero.plugins.skill0.curriculum import HelpfulnessRow, SkillCurriculum
 
 __all__ = ["Skill0Curriculum", "provider_sources", "unrestricted"]

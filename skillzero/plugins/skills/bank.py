@@ -1,6 +1,6 @@
 """Skill banks: the skills a provider chooses from, grouped into *sources*.
 
-A :class:`SkillBank` is a list of :class:`~skillzero.core.skills.Skill` objects, each
+A :class:`SkillBank` is a list of :class:`~skillzero.contracts.skills.Skill` objects, each
 tagged with the source it came from (a Markdown file, or a category of a JSON bank), plus
 a mapping from task types to the task-specific sources that serve them. *General*
 sources serve every task. A source is the unit a curriculum ranks and withdraws.
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skillzero.core.skills import Skill
+from skillzero.contracts.skills import Skill
 
 __all__ = [
     "BANKS_DIR",

@@ -28,9 +28,9 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from skillzero.contracts.env import Task
+from skillzero.contracts.skills import Skill, SkillProvider
 from skillzero.core.config import cfg_get
-from skillzero.core.env import Task
-from skillzero.core.skills import Skill, SkillProvider
 from skillzero.plugins.skills.bank import SkillBank, SkillBankError, load_bank
 
 __all__ = [

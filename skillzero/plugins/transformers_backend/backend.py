@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
+from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
 from skillzero.core.config import cfg_get
 from skillzero.core.models import resolve_attn_implementation, resolve_model_path, torch_dtype
-from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
 from skillzero.plugins.transformers_backend.decode import (
     SharedPromptCache,
     register_attention,

@@ -21,9 +21,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
 from skillzero.core.config import cfg_get
 from skillzero.core.models import resolve_model_path
-from skillzero.core.rollout import Generation, RolloutBackend, SamplingParams
 
 
 def reload_on_worker(weights: list[tuple[str, Any]], worker: Any) -> None:

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from skillzero.contracts.env import Task
 from skillzero.core.config import cfg_get
-from skillzero.core.env import Task
 from skillzero.plugins.webshop.config import DATA_ENV_VAR
 
 CACHE_VERSION = 1

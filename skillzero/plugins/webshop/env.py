@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from skillzero.contracts.env import Task, TextEnv
 from skillzero.core.config import cfg_get
-from skillzero.core.env import Task, TextEnv
 from skillzero.plugins.webshop.config import REWARD_MODES
 
 

@@ -31,11 +31,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from skillzero.core.config import cfg_get
-from skillzero.core.env import ChatMessages, ParsedAction, PromptContext, history_window
+from skillzero.contracts.env import (
+    ChatMessages,
+    ParsedAction,
+    PromptContext,
+    ResponseFormat,
+    history_window,
+)
+from skillzero.contracts.env import response_format as _lookup_format
+from skillzero.contracts.settings import cfg_get
 
 SEP = " [SEP] "
 INSTRUCTION_MARKER = "Instruction:"
@@ -56,18 +62,6 @@ COMPACT_ANSWER_FORMAT = (
 )
 
 
-@dataclass(frozen=True)
-class ResponseFormat:
-    """What the agent is asked to write, and the sampling limits that fit it."""
-
-    name: str
-    think: bool
-    instruction: str
-    max_new_tokens: int | None
-    """``None``: the backend's own setting."""
-    stop: tuple[str, ...] = ()
-
-
 RESPONSE_FORMATS: dict[str, ResponseFormat] = {
     "standard": ResponseFormat("standard", True, ANSWER_FORMAT, None),
     "compact": ResponseFormat("compact", False, COMPACT_ANSWER_FORMAT, 48, ("</action>",)),
@@ -80,13 +74,7 @@ fits), generation stopped at ``</action>``: for small models on CPU."""
 def response_format(env_cfg: Mapping[str, Any] | Any | None) -> ResponseFormat:
     """The :class:`ResponseFormat` named by ``env.response_format`` (default
     ``standard``); an unknown name is an error that lists the known ones."""
-    name = str(cfg_get(env_cfg, "response_format", "standard") or "standard")
-    if name not in RESPONSE_FORMATS:
-        raise ValueError(
-            f"env.response_format={name!r} is not a WebShop response format; choose one of "
-            f"{sorted(RESPONSE_FORMATS)}"
-        )
-    return RESPONSE_FORMATS[name]
+    return _lookup_format(env_cfg, RESPONSE_FORMATS, "WebShop")
 
 
 def task_description(observation: str) -> str:
@@ -129,13 +117,8 @@ class WebshopPrompt:
 
     def sampling_overrides(self) -> dict[str, Any]:
         """Sampling settings the response format needs (see
-        :class:`skillzero.core.env.PromptBuilder`)."""
-        overrides: dict[str, Any] = {}
-        if self.format.max_new_tokens is not None:
-            overrides["max_new_tokens"] = self.format.max_new_tokens
-        if self.format.stop:
-            overrides["stop"] = list(self.format.stop)
-        return overrides
+        :class:`skillzero.contracts.env.PromptBuilder`)."""
+        return self.format.sampling_overrides()
 
     def task_text(self, ctx: PromptContext) -> str:
         """The instruction of the episode, from the first page it appears on."""

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from skillzero.core.env import Task, TextEnv
+from skillzero.contracts.env import Task, TextEnv
 
 TASK_TYPES: tuple[str, ...] = ("small", "large")
 SPLITS: dict[str, tuple[str, int]] = {

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from skillzero.core.env import ChatMessages, ParsedAction, PromptContext, history_window
+from skillzero.contracts.env import ChatMessages, ParsedAction, PromptContext, history_window
 from skillzero_numberguess.env import config_value, describe_task, parse_guess
 
 ANSWER_FORMAT = (
@@ -143,7 +143,7 @@ def parse_action(env_cfg: Mapping[str, Any] | None = None) -> Callable[..., Pars
     signature; nothing in it changes parsing).
 
     The parser takes ``(text, admissible_actions=None)`` and returns a
-    :class:`~skillzero.core.env.ParsedAction`: valid with the canonical ``guess N`` when
+    :class:`~skillzero.contracts.env.ParsedAction`: valid with the canonical ``guess N`` when
     the text holds exactly one ``<think>`` block followed by exactly one ``<action>``
     block whose content is ``guess N`` (and, when ``admissible_actions`` is given, one of
     them); otherwise invalid with ``action=""`` and a reason. It never raises.

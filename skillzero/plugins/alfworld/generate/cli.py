@@ -190,7 +190,7 @@ def format_generation_summary(records: list) -> str:  # type: ignore[type-arg]
 
 def run_stats(args: argparse.Namespace) -> int:
     """The handler of ``skillzero alfworld stats``."""
-    from skillzero.plugins.alfworld.config import GAMES_DIR
+    from skillzero.plugins.alfworld.data import GAMES_DIR
     from skillzero.plugins.alfworld.generate.stats import format_table, split_stats
 
     columns = []

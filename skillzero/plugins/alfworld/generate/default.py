@@ -1,10 +1,10 @@
 """The default game set: generated once into the user cache when no games are found.
 
-``resolve_data_dir`` (:mod:`~skillzero.plugins.alfworld.config`) falls back to
-:func:`ensure_default_games` when neither ``env.data_dir``, nor ``$ALFWORLD_DATA``, nor
-``~/.cache/alfworld`` holds games. The set is :data:`DEFAULT_COUNTS` games (train, and
-``valid_seen`` / ``valid_unseen`` with the six task types in equal numbers) drawn with
-:data:`DEFAULT_SEED`, written to
+The env's set-up (``resolve_data_dir`` in :mod:`~skillzero.plugins.alfworld.setup`)
+falls back to :func:`ensure_default_games` when neither ``env.data_dir``, nor
+``$ALFWORLD_DATA``, nor ``~/.cache/alfworld`` holds games. The set is
+:data:`DEFAULT_COUNTS` games (train, and ``valid_seen`` / ``valid_unseen`` with the six
+task types in equal numbers) drawn with :data:`DEFAULT_SEED`, written to
 ``$XDG_CACHE_HOME/skillzero/alfworld-generated/v<generator version>-seed<seed>/``
 (``~/.cache`` without ``$XDG_CACHE_HOME``).
 

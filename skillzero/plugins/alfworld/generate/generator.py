@@ -240,7 +240,7 @@ class GameMaker:
             sys.argv[:] = argv
 
     def _replay(self, game_file: Path, plan: Sequence[str], spec: GameSpec) -> tuple[bool, str]:
-        from skillzero.core.env import Task
+        from skillzero.contracts.env import Task
 
         task = Task(str(game_file), spec.task_type, spec.split, {"game_file": str(game_file)})
         _observation, info = self.replay.reset(options={"task": task})
