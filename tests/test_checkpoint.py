@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.corridor_plugin import CorridorPlugin
+from helpers.corridor_plugin import CorridorPlugin, corridor_run_overrides
 
 from skillzero.core import checkpoint as ckpt
 
@@ -25,20 +25,9 @@ def corridor(plugin):
 
 
 def _overrides(tiny_model_dir, run_dir, *extra):
-    return [
-        "env=corridor",
-        "algo=grpo",
-        f"model.path={tiny_model_dir}",
-        f"trainer.output_dir={run_dir}",
-        "backend.sampling.max_new_tokens=6",
-        "trainer.minibatch_size=8",
-        "trainer.microbatch_size=4",
-        "trainer.progress=false",
-        "trainer.plots=false",
-        "trainer.seed=3",
-        "trainer.optim.lr=1e-3",
-        *extra,
-    ]
+    return corridor_run_overrides(
+        tiny_model_dir, run_dir, "trainer.plots=false", "trainer.optim.lr=1e-3", *extra
+    )
 
 
 def _train(overrides):

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.corridor_plugin import CorridorPlugin, CorridorPrompt, ScriptedBackend, corridor_parser
+from helpers.corridor_plugin import (
+    CorridorPlugin,
+    CorridorPrompt,
+    ScriptedBackend,
+    corridor_parser,
+    corridor_run_overrides,
+)
 from helpers.envs import CorridorEnv
 
 from skillzero.contracts.env import Task
@@ -161,19 +167,7 @@ def test_malformed_responses_are_invalid_and_recorded(tokenizer):
 
 
 def _overrides(tiny_model_dir, run_dir, *extra):
-    return [
-        "env=corridor",
-        "algo=grpo",
-        f"model.path={tiny_model_dir}",
-        f"trainer.output_dir={run_dir}",
-        "backend.sampling.max_new_tokens=6",
-        "backend.val_sampling.max_new_tokens=6",
-        "trainer.minibatch_size=8",
-        "trainer.microbatch_size=4",
-        "trainer.progress=false",
-        "trainer.seed=3",
-        *extra,
-    ]
+    return corridor_run_overrides(tiny_model_dir, run_dir, *extra)
 
 
 def _train(overrides):

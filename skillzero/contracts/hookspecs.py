@@ -73,7 +73,8 @@ def register_envs(register: Register) -> None:
       solves ``task`` from its start (e.g. a planner's walkthrough), or ``None`` when it
       has none for that task. ``skillzero sft`` replays these plans in the env to build
       supervised samples; it also needs the parser's ``render`` (see
-      :class:`skillzero.contracts.env.ActionParser`).
+      :class:`skillzero.contracts.env.ActionParser`). An optional ``close()`` is called
+      once all plans are made (an expert that plays the env itself frees it there).
 
     See :mod:`skillzero.contracts.env` for the contracts.
     """

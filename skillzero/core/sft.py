@@ -98,12 +98,18 @@ def expert_demonstrations(
             "(sft.source=PATH to a `skillzero eval` report or a JSONL of episodes)"
         )
     demos, missing = [], 0
-    for i, task in enumerate(tasks):
-        actions = expert.actions(task)
-        if not actions:
-            missing += 1
-            continue
-        demos.append(Demonstration(task, tuple(str(a) for a in actions), seed=i))
+    try:
+        for i, task in enumerate(tasks):
+            actions = expert.actions(task)
+            if not actions:
+                missing += 1
+                continue
+            demos.append(Demonstration(task, tuple(str(a) for a in actions), seed=i))
+    finally:
+        # an expert that plays the env itself (ALFWorld's searching expert) holds an engine
+        close = getattr(expert, "close", None)
+        if callable(close):
+            close()
     return demos, missing
 
 

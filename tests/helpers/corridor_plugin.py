@@ -164,3 +164,21 @@ def install() -> str:
     if registry.plugin_manager().has_plugin(name):
         return name
     return registry.register_plugin(CorridorPlugin(), name)
+
+
+def corridor_run_overrides(model_dir: object, run_dir: object, *extra: str) -> list[str]:
+    """Hydra overrides of a small GRPO run on the corridor env with the tiny model
+    (shared by the training and checkpoint tests)."""
+    return [
+        "env=corridor",
+        "algo=grpo",
+        f"model.path={model_dir}",
+        f"trainer.output_dir={run_dir}",
+        "backend.sampling.max_new_tokens=6",
+        "backend.val_sampling.max_new_tokens=6",
+        "trainer.minibatch_size=8",
+        "trainer.microbatch_size=4",
+        "trainer.progress=false",
+        "trainer.seed=3",
+        *extra,
+    ]
