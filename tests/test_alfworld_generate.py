@@ -157,6 +157,104 @@ def test_sampled_tasks_follow_alfreds_rules(engine_installed: None) -> None:
         tasks.sample_task("juggle", "train", random.Random(0))
 
 
+def test_smaller_rooms_keep_what_each_task_needs(engine_installed: None) -> None:
+    import random
+
+    from skillzero.plugins.alfworld.generate import scenes, tasks
+
+    table = scenes.can_contain()
+    sizes = []
+    for task_type in tasks.TASK_TYPE_NAMES:
+        for seed in range(10):
+            task = tasks.sample_task(task_type, "valid_unseen", random.Random(seed), 5)
+            goal, plan = task.goal, task.plan
+            full = scenes.floor_plan(plan.scene)
+            sizes.append(len(full.receptacles))
+            assert len(plan.receptacles) == min(5, len(full.receptacles))
+            assert set(plan.receptacles) <= set(full.receptacles)
+            kept = {r.rid for r in plan.receptacles}
+            # objects only in kept receptacles, where they may be
+            assert {t.receptacle for t in task.objects} <= kept
+            by_id = {r.rid: r for r in plan.receptacles}
+            for thing in task.objects:
+                assert thing.otype in table[by_id[thing.receptacle].rtype]
+            targets = [t for t in task.objects if t.otype == goal.object_target]
+            assert targets
+            if goal.parent_target:
+                assert plan.has_receptacle(goal.parent_target)
+                assert all(by_id[t.receptacle].rtype != goal.parent_target for t in targets)
+            if task_type in tasks.APPLIANCE:
+                assert plan.has_receptacle(tasks.APPLIANCE[task_type])
+            if goal.toggle_target:
+                assert plan.has_decor(goal.toggle_target)
+            assert {d.receptacle for d in plan.decor} <= kept
+    assert max(sizes) > 5  # the rooms really were cut
+    with pytest.raises(ValueError, match="max_receptacles must be >= 4"):
+        tasks.sample_task("pick_and_place_simple", "train", random.Random(0), 3)
+
+
+def test_fewer_object_types_keep_the_goal_object(engine_installed: None) -> None:
+    import random
+
+    from skillzero.plugins.alfworld.generate import tasks
+
+    for task_type in tasks.TASK_TYPE_NAMES:
+        for seed in range(6):
+            whole = tasks.sample_task(task_type, "train", random.Random(seed))
+            task = tasks.sample_task(task_type, "train", random.Random(seed), None, 3)
+            types = {t.otype for t in task.objects}
+            assert task.goal.object_target in types
+            assert len(types) == min(3, len({t.otype for t in whole.objects}))
+            assert task.plan == whole.plan
+            assert task.goal == whole.goal
+    with pytest.raises(ValueError, match="max_object_types must be >= 1"):
+        tasks.sample_task("pick_and_place_simple", "train", random.Random(0), None, 0)
+
+
+def test_generated_small_rooms_are_won_by_their_walkthroughs(
+    engine_installed: None, tmp_path: Path
+) -> None:
+    from skillzero.plugins.alfworld.check import play_walkthroughs
+    from skillzero.plugins.alfworld.generate.generator import generate
+
+    records = generate(
+        tmp_path,
+        6,
+        seed=3,
+        splits=["valid_unseen"],
+        workers=2,
+        max_receptacles=5,
+        max_object_types=3,
+    )
+    assert len(records) == 6
+    manifest = read_json(tmp_path / "skillzero-games.json")
+    assert manifest["splits"]["valid_unseen"]["max_receptacles"] == 5
+    assert manifest["splits"]["valid_unseen"]["max_object_types"] == 3
+    tasks = list_tasks({"data_dir": str(tmp_path)}, "valid_unseen")
+    for task in tasks:
+        problem = (Path(task.payload["game_file"]).parent / "initial_state.pddl").read_text()
+        facts = [line for line in problem.splitlines() if "(receptacleType " in line]
+        assert 4 <= len([line for line in facts if "?" not in line]) <= 5  # not the goal's
+    results = play_walkthroughs(tasks, {"data_dir": str(tmp_path)}, workers=1, envs=6)
+    assert [r["won"] for r in results] == [True] * 6
+
+
+def test_generated_sets_of_other_sizes_get_their_own_folders(
+    fresh_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skillzero.plugins.alfworld.generate import default
+
+    assert default.default_root().name == "v1-seed1"
+    assert default.default_root(1, default.counts_for()).name == "v1-seed1"
+    counts = default.counts_for(train=30, valid=6)
+    assert counts == {"train": 30, "valid_seen": 6, "valid_unseen": 6}
+    assert default.default_root(1, counts, 6).name == "v1-seed1-30x6x6-r6"
+    assert default.default_root(2, None, 8).name == "v1-seed2-r8"
+    assert default.default_root(1, counts, 6, 4).name == "v1-seed1-30x6x6-r6-o4"
+    with pytest.raises(ValueError, match="at least 1 game"):
+        default.counts_for(train=0)
+
+
 def test_relevant_part_keeps_what_a_plan_needs(engine_installed: None) -> None:
     import random
 
@@ -490,6 +588,8 @@ def test_generate_and_stats_commands_end_to_end(
             "already holds games; use an empty folder or --overwrite",
         ),
         (["--n", "2", "--jsonl", "/no/such/dir/x.jsonl"], "--jsonl: folder"),
+        (["--n", "2", "--max-receptacles", "3"], "--max-receptacles must be >= 4, got 3"),
+        (["--n", "2", "--max-object-types", "0"], "--max-object-types must be >= 1, got 0"),
     ],
 )
 def test_generate_bad_arguments_exit_2_with_one_line(

@@ -117,13 +117,14 @@ def test_skill0_withdraws_skills_and_ends_with_zero_skills(default_model, tmp_pa
     assert state["callbacks"]["skill0_curriculum"]
 
 
-@pytest.mark.timeout(3000)  # a warm start and two SKILL0 steps: ~10 min on 2 idle cores
+@pytest.mark.timeout(4200)  # the preset's warm start and two SKILL0 steps: ~25 min idle
 def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_path):
     """The README's main job (the quickstart preset: a supervised warm start from the
-    walkthroughs, then SKILL0), with a smaller warm start and validation set. On the
-    same held-out games and seeds, the zero-skill agent after training writes valid
-    actions where the base model wrote none, and wins at least as often; the curriculum
-    measures every file it shows and keeps the best-ranked ones."""
+    expert's plans, then SKILL0) with one rollout group per step. On the same 12
+    held-out games and seeds, the zero-skill agent after training writes valid actions
+    where the base model wrote none and wins games the base model did not; the
+    curriculum measured every file it showed, with non-zero helpfulness deltas, and
+    keeps the best-ranked ones."""
     from skillzero.core.metrics_log import read_tables
 
     run = tmp_path / "main"
@@ -134,10 +135,6 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
             "experiment=quickstart",
             "algo.callbacks.0.params.every=1",
             "env.num_groups=1",
-            "sft.max_tasks=12",
-            "sft.heldout_tasks=2",
-            "trainer.val_tasks=6",
-            "trainer.val_envs=6",
             "trainer.progress=false",
             f"trainer.output_dir={run}",
             f"sft.cache_dir={tmp_path / 'sft'}",
@@ -146,16 +143,22 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
     metrics = _metrics(run)
     start, final = metrics[0], metrics[2]
     base_valid = start["warm_start/base/val/valid_action_ratio"]
+    base_success = start["warm_start/base/val/success_rate"]
     assert base_valid < 0.2  # the base model does not write the format
     assert start["warm_start/sft/val/valid_action_ratio"] >= base_valid + 0.5
-    # held-out games (valid_unseen), no skills, the same seeds as the base model's run
+    # held-out games (valid_unseen), no skills, the same seeds as the base model's run:
+    # at least one more of the 12 games won (measured: 0/12 -> 2/12 after the warm start)
+    assert start["warm_start/sft/val/success_rate"] >= base_success + 1 / 12 - 1e-9, start
     assert final["final/no_skills/skill_tokens_per_step"] == 0
+    assert final["final/no_skills/episodes"] == 12
     assert final["final/no_skills/valid_action_ratio"] >= base_valid + 0.5, (start, final)
-    assert final["final/no_skills/success_rate"] >= start["warm_start/base/val/success_rate"]
+    assert final["final/no_skills/success_rate"] >= base_success + 1 / 12 - 1e-9, (start, final)
     warm = json.loads((run / "warm_start.json").read_text())
     assert warm["final/sft/heldout_loss"] < 1.0
     # the curriculum validated with and without skills and ranked the files by delta
     assert "curriculum/with_skills/valid_action_ratio" in metrics[1]
+    deltas = [v for k, v in metrics[1].items() if k.startswith("skill0/delta/")]
+    assert any(d != 0 for d in deltas), metrics[1]
     rows = read_tables(run, "skill0/helpfulness")[0]["rows"]
     task_rows = [r for r in rows if not r["general"] and r["delta"] is not None]
     assert task_rows

@@ -96,6 +96,26 @@ def test_plot_run_of_a_single_step(tmp_path):
     _assert_pngs(plot_run(run_dir), ALL_FIGURES)
 
 
+def test_success_figure_draws_the_held_out_validations_of_warm_start_and_skill0(tmp_path):
+    from skillzero.core import plotting
+
+    run_dir = tmp_path / "run"
+    with MetricsLogger(run_dir, ["jsonl"]) as logger:
+        logger.log(
+            {
+                "warm_start/base/val/success_rate": 0.0,
+                "warm_start/sft/val/success_rate": 0.17,
+            },
+            step=0,
+        )
+        logger.log({"curriculum/without_skills/success_rate": 0.25}, step=1)
+        logger.log({"final/no_skills/success_rate": 0.25}, step=2)
+    # these points alone make the success figure (no rollout or val/ series at all)
+    logged = set(plotting.collect_series(plotting.read_metrics(run_dir)))
+    assert logged <= {key for key, *_ in plotting.HELD_OUT_SUCCESS_KEYS}
+    _assert_pngs(plot_run(run_dir), ["success.png"])
+
+
 def test_plot_run_of_metrics_it_does_not_draw(tmp_path):
     run_dir = tmp_path / "run"
     _write_run(run_dir, range(3), lambda step: {"custom/thing": 1.0}, val_every=0)

@@ -3,6 +3,7 @@
 :func:`plot_run` writes up to four PNG files (``skillzero plot RUN_DIR`` calls it):
 
 ``success.png``  rollout success rate, overall and per task type, with validation points
+                 (incl. the warm start's and SKILL0's held-out zero-skill validations)
 ``tokens.png``   prompt, response and skill tokens per step
 ``time.png``     seconds per training step, stacked by phase
 ``loss.png``     total loss, KL, entropy, clip fraction, grad norm, learning rate
@@ -35,6 +36,18 @@ TOKEN_KEYS: tuple[tuple[str, str], ...] = (
     ("rollout/response_tokens_per_step", "response tokens / step"),
     ("rollout/skill_tokens_per_step", "skill tokens / step"),
 )
+HELD_OUT_SUCCESS_KEYS: tuple[tuple[str, str, str, str], ...] = (
+    ("warm_start/base/val/success_rate", "base model", "X", "dimgrey"),
+    ("warm_start/sft/val/success_rate", "after the warm start", "s", "tab:purple"),
+    ("initial/no_skills/success_rate", "zero skills, before RL", "v", "tab:olive"),
+    ("curriculum/with_skills/success_rate", "with skills (curriculum)", "^", "tab:orange"),
+    ("curriculum/without_skills/success_rate", "zero skills (curriculum)", "o", "tab:cyan"),
+    ("final/no_skills/success_rate", "zero skills, final", "*", "crimson"),
+)
+"""Validation success on the held-out tasks logged under other tags than ``val/``
+(warm start, SKILL0's curriculum and final zero-skill runs): (key, label, marker,
+colour). Drawn as points on the success figure, so one plot shows the base model, the
+warm start and the trained agent on the same games."""
 VAL_PROMPT_TOKENS_KEY = "val/prompt_tokens_per_step"
 LOSS_KEYS: tuple[tuple[str, str], ...] = (
     ("loss/total", "total loss"),
@@ -129,7 +142,8 @@ def _plot_success(data: Mapping[str, Series], path: Path, title: str) -> Path | 
     types = sorted(k for k in data if k.startswith(SUCCESS_KEY + "/"))
     val = data.get(VAL_SUCCESS_KEY)
     val_types = sorted(k for k in data if k.startswith(VAL_SUCCESS_KEY + "/"))
-    if overall is None and not types and val is None and not val_types:
+    held_out = [(data[k], *rest) for k, *rest in HELD_OUT_SUCCESS_KEYS if k in data]
+    if overall is None and not types and val is None and not val_types and not held_out:
         return None
     fig = _new_figure(10, 4.5)
     axes = fig.subplots(1, 2 if val_types else 1, sharex=True, squeeze=False)[0]
@@ -140,8 +154,11 @@ def _plot_success(data: Mapping[str, Series], path: Path, title: str) -> Path | 
         _curve(ax, overall, "all", color="black", linewidth=2.2)
     if val is not None:
         ax.plot(*val, "D", color="crimson", markersize=6, label="validation", zorder=5)
+    for series, label, marker, color in held_out:
+        ax.plot(*series, marker, color=color, markersize=8, label=f"held out: {label}", zorder=6)
     drawn = [data[k] for k in [*types, SUCCESS_KEY] if k in data]
-    ax.set_title("rollout success rate" + _smoothing_note(drawn))
+    title = "rollout success rate" + _smoothing_note(drawn)
+    ax.set_title(title + (" and held-out validation" if held_out else ""))
     if val_types:
         for key in val_types:
             axes[1].plot(*data[key], marker="o", markersize=4, label=key.rsplit("/", 1)[-1])
@@ -149,6 +166,7 @@ def _plot_success(data: Mapping[str, Series], path: Path, title: str) -> Path | 
             axes[1].plot(*val, "D-", color="crimson", markersize=6, label="all")
         axes[1].set_title("validation success rate")
     every = [data[k] for k in [*types, *val_types, SUCCESS_KEY, VAL_SUCCESS_KEY] if k in data]
+    every += [series for series, *_ in held_out]
     for axis in axes:
         _step_axis(axis, every)
         axis.set_ylim(-0.03, 1.03)

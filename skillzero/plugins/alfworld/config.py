@@ -14,6 +14,26 @@ from skillzero.core.config import cfg_get as cfg_get
 
 
 @dataclass
+class GeneratedGamesConfig:
+    """The game set generated on first use when no ALFWorld games are found
+    (``env.generated``; see ``skillzero.plugins.alfworld.generate.default``).
+
+    ``seed``: the set's master seed (``None``: 1). ``train`` / ``valid``: games in
+    ``train`` and in each of ``valid_seen`` and ``valid_unseen`` (``None``: 240 and
+    24). ``max_receptacles``: rooms cut down to this many receptacles (at least 4),
+    keeping what each task needs (``None``: whole rooms, as the benchmark's games).
+    ``max_object_types``: only the goal object's type and up to this many minus one
+    other movable types are placed (``None``: every type the room has). Each
+    combination is its own cached folder."""
+
+    seed: int | None = None
+    train: int | None = None
+    valid: int | None = None
+    max_receptacles: int | None = None
+    max_object_types: int | None = None
+
+
+@dataclass
 class AlfworldConfig(EnvConfig):
     """Settings of the ALFWorld env, on top of those every env has (:class:`EnvConfig`).
 
@@ -22,7 +42,9 @@ class AlfworldConfig(EnvConfig):
         ``$ALFWORLD_DATA``, then ``~/.cache/alfworld`` (where ``alfworld-download`` puts
         it), then the generated default game set (made on first use by the env's
         set-up, ``skillzero.plugins.alfworld.setup``; not when ``$ALFWORLD_DATA`` is
-        set). ``train_split`` / ``val_split``: folders under ``json_2.1.1``.
+        set). ``generated``: which set to generate and use in that last case
+        (:class:`GeneratedGamesConfig`). ``train_split`` / ``val_split``: folders under
+        ``json_2.1.1``.
         ``task_types``: ALFWorld task-type ids to keep (1 pick, 2 look, 3 clean, 4 heat,
         5 cool, 6 pick two), as ALFWorld's own ``env.task_types``.
     Episodes
@@ -57,6 +79,7 @@ class AlfworldConfig(EnvConfig):
     group_size: int = 8
     val_split: str = "valid_unseen"
     data_dir: str | None = None
+    generated: GeneratedGamesConfig = field(default_factory=GeneratedGamesConfig)
     task_types: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     won_reward: float = 10.0
     engine_cache: bool = True

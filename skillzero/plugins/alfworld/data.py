@@ -81,9 +81,13 @@ def describe_data_root(root: Path) -> str:
         return f"ALFWorld games in {root}"
     splits = data.get("splits") or {}
     counts = ", ".join(f"{v.get('games', '?')} {k}" for k, v in sorted(splits.items()))
+    sizes = {v.get("max_receptacles") for v in splits.values()} - {None}
+    rooms = f", rooms of <= {max(sizes)} receptacles" if sizes else ""
+    kinds = {v.get("max_object_types") for v in splits.values()} - {None}
+    rooms += f", <= {max(kinds)} object types" if kinds else ""
     return (
         f"generated ALFWorld games in {root} ({counts}; skillzero alfworld generate "
-        f"v{data.get('version', '?')}, seed {data.get('seed', '?')})"
+        f"v{data.get('version', '?')}, seed {data.get('seed', '?')}{rooms})"
     )
 
 

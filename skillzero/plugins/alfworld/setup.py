@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skillzero.contracts.env import Task
+from skillzero.contracts.settings import cfg_get
 from skillzero.plugins.alfworld import games
 from skillzero.plugins.alfworld.data import (
     DATA_ENV_VAR,
@@ -29,17 +30,28 @@ from skillzero.plugins.alfworld.data import (
 GENERATED_SOURCE = "generated default games"
 
 
-def _generated_default() -> str | None:
+def _generated_default(cfg: Mapping[str, Any] | Any | None) -> str | None:
     """The generated default game set (generated on first use, see
-    :mod:`skillzero.plugins.alfworld.generate.default`); not used when the user set
-    ``$ALFWORLD_DATA``."""
+    :mod:`skillzero.plugins.alfworld.generate.default`) as ``env.generated`` describes
+    it; not used when the user set ``$ALFWORLD_DATA``."""
     from skillzero.plugins.alfworld.generate import default
 
     if user_data_var():
         raise SkipSource(f"not used: ${DATA_ENV_VAR} is set")
     if not default.generation_enabled():
         raise SkipSource(f"turned off by {default.GENERATE_ENV_VAR}=0")
-    return os.fspath(default.ensure_default_games())
+    spec = cfg_get(cfg, "generated", None)
+    seed = cfg_get(spec, "seed", None)
+    max_receptacles = cfg_get(spec, "max_receptacles", None)
+    max_object_types = cfg_get(spec, "max_object_types", None)
+    return os.fspath(
+        default.ensure_default_games(
+            seed=default.DEFAULT_SEED if seed is None else int(seed),
+            counts=default.counts_for(cfg_get(spec, "train", None), cfg_get(spec, "valid", None)),
+            max_receptacles=None if max_receptacles is None else int(max_receptacles),
+            max_object_types=None if max_object_types is None else int(max_object_types),
+        )
+    )
 
 
 def resolve_data_dir(cfg: Mapping[str, Any] | Any | None = None) -> Path:
@@ -51,7 +63,7 @@ def resolve_data_dir(cfg: Mapping[str, Any] | Any | None = None) -> Path:
     place tried."""
     return find_data_dir(
         cfg,
-        [*DATA_SOURCES, (GENERATED_SOURCE, _generated_default)],
+        [*DATA_SOURCES, (GENERATED_SOURCE, lambda: _generated_default(cfg))],
         hints={GENERATED_SOURCE: "; set $ALFWORLD_DATA or env.data_dir to use the published games"},
     )
 

@@ -69,6 +69,22 @@ def add_generate_command(sub: argparse._SubParsersAction) -> None:  # type: igno
         help="plan on the whole problem, as alfworld-generate does (slow: minutes for some "
         "pick_two games), instead of its goal-relevant part",
     )
+    p.add_argument(
+        "--max-receptacles",
+        type=int,
+        default=None,
+        metavar="K",
+        help="cut every room down to K receptacles (>= 4), keeping what the task needs: "
+        "shorter observations, action lists and searches (default: the whole room)",
+    )
+    p.add_argument(
+        "--max-object-types",
+        type=int,
+        default=None,
+        metavar="K",
+        help="place only the goal object's type and up to K-1 other movable types "
+        "(default: every type the room has)",
+    )
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per game")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_generate)
@@ -110,6 +126,10 @@ def run_generate(args: argparse.Namespace) -> int:
         return _fail(f"--n must be >= 1, got {args.n}")
     if args.workers < 1:
         return _fail(f"--workers must be >= 1, got {args.workers}")
+    if args.max_receptacles is not None and args.max_receptacles < 4:
+        return _fail(f"--max-receptacles must be >= 4, got {args.max_receptacles}")
+    if args.max_object_types is not None and args.max_object_types < 1:
+        return _fail(f"--max-object-types must be >= 1, got {args.max_object_types}")
     try:
         task_types = validate_task_types(args.task_types or ["1", "2", "3", "4", "5", "6"])
     except ValueError as exc:
@@ -153,6 +173,8 @@ def run_generate(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=not args.quiet,
             full_planning=args.full_plan,
+            max_receptacles=args.max_receptacles,
+            max_object_types=args.max_object_types,
         )
     except (GenerationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

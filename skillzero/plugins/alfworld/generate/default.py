@@ -6,7 +6,9 @@ falls back to :func:`ensure_default_games` when neither ``env.data_dir``, nor
 :data:`DEFAULT_COUNTS` games (train, and ``valid_seen`` / ``valid_unseen`` with the six
 task types in equal numbers) drawn with :data:`DEFAULT_SEED`, written to
 ``$XDG_CACHE_HOME/skillzero/alfworld-generated/v<generator version>-seed<seed>/``
-(``~/.cache`` without ``$XDG_CACHE_HOME``).
+(``~/.cache`` without ``$XDG_CACHE_HOME``). ``env.generated`` may ask for other counts
+and smaller rooms (``max_receptacles``, as the CPU quickstart does); such a set gets its
+own folder (:func:`default_root`).
 
 Concurrent first uses (several workers, several runs) do not collide: generation holds
 an exclusive lock on ``<folder>.lock``, writes into a temporary folder beside the final
@@ -42,11 +44,41 @@ def cache_root() -> Path:
     return Path(base) / "skillzero" / "alfworld-generated"
 
 
-def default_root(seed: int = DEFAULT_SEED) -> Path:
-    """Where the default set lives (whether or not it was generated yet)."""
+def default_root(
+    seed: int = DEFAULT_SEED,
+    counts: dict[str, int] | None = None,
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
+) -> Path:
+    """Where a generated set lives (whether or not it was generated yet):
+    ``v<version>-seed<seed>`` for the default counts and whole rooms, with
+    ``-<train>x<valid>x<valid>`` for other counts, ``-r<K>`` for rooms cut to K
+    receptacles and ``-o<K>`` for K object types (``env.generated``), so differently
+    made sets never share a folder."""
     from skillzero.plugins.alfworld.generate.generator import GENERATOR_VERSION
 
-    return cache_root() / f"v{GENERATOR_VERSION}-seed{seed}"
+    name = f"v{GENERATOR_VERSION}-seed{seed}"
+    if counts is not None and dict(counts) != DEFAULT_COUNTS:
+        name += "-" + "x".join(str(counts[split]) for split in sorted(counts))
+    if max_receptacles is not None:
+        name += f"-r{max_receptacles}"
+    if max_object_types is not None:
+        name += f"-o{max_object_types}"
+    return cache_root() / name
+
+
+def counts_for(train: int | None = None, valid: int | None = None) -> dict[str, int]:
+    """Games per split: ``train`` train games and ``valid`` games in each of
+    ``valid_seen`` and ``valid_unseen`` (``None``: :data:`DEFAULT_COUNTS`)."""
+    counts = dict(DEFAULT_COUNTS)
+    if train is not None:
+        counts["train"] = int(train)
+    if valid is not None:
+        counts["valid_seen"] = counts["valid_unseen"] = int(valid)
+    for split, n in counts.items():
+        if n < 1:
+            raise ValueError(f"env.generated: {split} needs at least 1 game, got {n}")
+    return counts
 
 
 def is_complete(root: Path) -> bool:
@@ -85,12 +117,18 @@ def ensure_default_games(
     root: Path | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
 ) -> Path:
-    """The folder of the default game set, generated first if it is not complete."""
+    """The folder of the default game set, generated first if it is not complete
+    (``counts`` games per split; rooms cut to ``max_receptacles`` and objects to
+    ``max_object_types`` types when given)."""
     from skillzero.plugins.alfworld.generate.generator import generate
 
     counts = dict(counts or DEFAULT_COUNTS)
-    root = Path(root) if root is not None else default_root(seed)
+    if root is None:
+        root = default_root(seed, counts, max_receptacles, max_object_types)
+    root = Path(root)
     if is_complete(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +141,11 @@ def ensure_default_games(
         workers = workers or max(1, min(4, os.cpu_count() or 1))
         progress = sys.stderr.isatty() if progress is None else progress
         total = ", ".join(f"{n} {split}" for split, n in counts.items())
+        rooms = f", rooms of <= {max_receptacles} receptacles" if max_receptacles else ""
+        rooms += f", <= {max_object_types} object types" if max_object_types else ""
         print(
             f"alfworld: no ALFWorld games found; generating the default set ({total} games, "
-            f"seed {seed}, {workers} worker(s)) into {root}",
+            f"seed {seed}{rooms}, {workers} worker(s)) into {root}",
             file=sys.stderr,
         )
         start = time.perf_counter()
@@ -114,9 +154,22 @@ def ensure_default_games(
             by_count.setdefault(n, []).append(split)
         records: list[Any] = []
         for n, splits in by_count.items():
-            records += generate(tmp, n, seed, splits=splits, workers=workers, progress=progress)
+            records += generate(
+                tmp,
+                n,
+                seed,
+                splits=splits,
+                workers=workers,
+                progress=progress,
+                max_receptacles=max_receptacles,
+                max_object_types=max_object_types,
+            )
         seconds = time.perf_counter() - start
         marker = {"games": len(records), "seconds": round(seconds, 1), "counts": counts}
+        if max_receptacles is not None:
+            marker["max_receptacles"] = max_receptacles
+        if max_object_types is not None:
+            marker["max_object_types"] = max_object_types
         (tmp / MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
         if root.exists():
             shutil.rmtree(root)

@@ -69,6 +69,8 @@ class GameSpec:
     split: str
     index: int
     task_type: str
+    max_receptacles: int | None = None
+    max_object_types: int | None = None
 
 
 @dataclass
@@ -92,11 +94,23 @@ def game_seed(seed: int, split: str, index: int, attempt: int = 0) -> int:
 
 
 def plan_games(
-    n: int, seed: int, task_types: Sequence[str], splits: Sequence[str]
+    n: int,
+    seed: int,
+    task_types: Sequence[str],
+    splits: Sequence[str],
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
 ) -> list[GameSpec]:
     """The games to generate: ``n`` per split, task types in turn."""
     return [
-        GameSpec(seed, split, index, task_types[index % len(task_types)])
+        GameSpec(
+            seed,
+            split,
+            index,
+            task_types[index % len(task_types)],
+            max_receptacles,
+            max_object_types,
+        )
         for split in splits
         for index in range(n)
     ]
@@ -157,7 +171,9 @@ class GameMaker:
 
         seed = game_seed(spec.seed, spec.split, spec.index, attempt)
         rng = random.Random(seed)
-        task = t.sample_task(spec.task_type, spec.split, rng)
+        task = t.sample_task(
+            spec.task_type, spec.split, rng, spec.max_receptacles, spec.max_object_types
+        )
         trial = f"trial_G{spec.index:06d}_{seed % 16**8:08x}"
         provenance = {
             "generator": f"skillzero alfworld generate v{GENERATOR_VERSION}",
@@ -166,6 +182,10 @@ class GameMaker:
             "index": spec.index,
             "attempt": attempt,
         }
+        if spec.max_receptacles is not None:
+            provenance["max_receptacles"] = spec.max_receptacles
+        if spec.max_object_types is not None:
+            provenance["max_object_types"] = spec.max_object_types
         params = {"task_type": spec.task_type, "pddl_params": t.pddl_params(task.goal)}
         desc = t.task_description(params, seed)
         grammar = t.grammar_with_task(self.grammar, params, seed)
@@ -379,11 +399,16 @@ def generate(
     progress: bool = False,
     on_record: Callable[[GameRecord], None] | None = None,
     full_planning: bool = False,
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
 ) -> list[GameRecord]:
     """Generate ``n`` games per split into ``out`` (see the module docstring); returns
     one record per game, sorted by split and index. Always runs the games in worker
     processes (``workers`` of them) so that plans do not depend on this process's hash
-    seed."""
+    seed. ``max_receptacles`` cuts every room down to that many receptacles (see
+    :func:`~skillzero.plugins.alfworld.generate.tasks.smaller_room`);
+    ``max_object_types`` places only the goal object's type and up to that many minus
+    one other movable types."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if workers < 1:
@@ -396,7 +421,16 @@ def generate(
     types = validate_task_types(task_types or TASK_TYPE_NAMES)
     root = Path(out).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    specs = plan_games(n, seed, types, list(dict.fromkeys(splits)))
+    if max_receptacles is not None:
+        from skillzero.plugins.alfworld.generate.tasks import MIN_RECEPTACLES
+
+        if max_receptacles < MIN_RECEPTACLES:
+            raise ValueError(f"max_receptacles must be >= {MIN_RECEPTACLES}, got {max_receptacles}")
+    if max_object_types is not None and max_object_types < 1:
+        raise ValueError(f"max_object_types must be >= 1, got {max_object_types}")
+    specs = plan_games(
+        n, seed, types, list(dict.fromkeys(splits)), max_receptacles, max_object_types
+    )
 
     from tqdm import tqdm
 
@@ -420,12 +454,18 @@ def generate(
         executor.shutdown(wait=True)
     shutil.rmtree(root / STAGING, ignore_errors=True)
     records.sort(key=lambda r: (SPLITS.index(r.split), r.index))
-    write_manifest(root, seed, types, n, records)
+    write_manifest(root, seed, types, n, records, max_receptacles, max_object_types)
     return records
 
 
 def write_manifest(
-    root: Path, seed: int, task_types: Sequence[str], n: int, records: Sequence[GameRecord]
+    root: Path,
+    seed: int,
+    task_types: Sequence[str],
+    n: int,
+    records: Sequence[GameRecord],
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
 ) -> dict[str, Any]:
     """Write (or update, split by split) ``<root>/skillzero-games.json``."""
     from importlib.metadata import PackageNotFoundError, version
@@ -456,6 +496,8 @@ def write_manifest(
             "games": len(games),
             "n": n,
             "task_types": list(task_types),
+            "max_receptacles": max_receptacles,
+            "max_object_types": max_object_types,
             "files": sorted(r.path for r in games),
         }
     _write_json(path, manifest, True)

@@ -230,10 +230,19 @@ def scenes_for(task_type: str, split: str) -> dict[str, list[int]]:
     return rooms
 
 
-def sample_task(task_type: str, split: str, rng: random.Random) -> Task:
+def sample_task(
+    task_type: str,
+    split: str,
+    rng: random.Random,
+    max_receptacles: int | None = None,
+    max_object_types: int | None = None,
+) -> Task:
     """A random task of ``task_type`` in a floor plan of ``split``: a floor plan
     uniformly among those that suit the task, a goal object uniformly, then a goal
-    receptacle type uniformly among those that fit."""
+    receptacle type uniformly among those that fit. With ``max_receptacles``, the room
+    is then cut down to that many receptacles (:func:`smaller_room`) before the objects
+    are placed; with ``max_object_types``, only the goal object's type and up to
+    ``max_object_types - 1`` other movable types (drawn uniformly) are placed."""
     if task_type not in TASK_TYPE_NAMES:
         raise TaskSamplingError(f"unknown task type {task_type!r}")
     suitable = sorted(n for numbers in scenes_for(task_type, split).values() for n in numbers)
@@ -245,17 +254,76 @@ def sample_task(task_type: str, split: str, rng: random.Random) -> Task:
     goal = Goal(task_type, otype, parent_target=parent)
     if task_type == "look_at_obj_in_light":
         goal = Goal(task_type, otype, toggle_target=LAMP)
+    if max_receptacles is not None:
+        plan = smaller_room(plan, goal, rng, max_receptacles)
     task = Task(plan, goal)
-    _place_objects(task, rng)
+    _place_objects(task, rng, max_object_types)
     _place_agent(task, rng)
     return task
 
 
-def _place_objects(task: Task, rng: random.Random) -> None:
+MIN_RECEPTACLES = 4
+"""The fewest receptacles :func:`smaller_room` accepts: a goal object's holder, a goal
+receptacle, an appliance or the lamp's table, and one more."""
+
+
+def smaller_room(plan: FloorPlan, goal: Goal, rng: random.Random, limit: int) -> FloorPlan:
+    """``plan`` with at most ``limit`` of its receptacles, still able to host ``goal``.
+
+    Kept first: one receptacle that can hold the goal object where the task allows it
+    to start (not a goal receptacle; not the fridge for cool tasks), one goal
+    receptacle, one of the task's appliance (sink basin, microwave, fridge) and, for
+    ``look`` tasks, the receptacle of one desk lamp; then others drawn uniformly with
+    ``rng`` up to ``limit``. Decor keeps only what stands on a kept receptacle;
+    fixtures (never shown to the agent) stay. Smaller rooms make shorter observations,
+    action lists and searches: the same task types and rules at a lower difficulty
+    (the CPU quickstart's games, see ``env.generated``)."""
+    if limit < MIN_RECEPTACLES:
+        raise ValueError(f"max_receptacles must be >= {MIN_RECEPTACLES}, got {limit}")
+    if len(plan.receptacles) <= limit:
+        return plan
+    keep: list[Receptacle] = []
+
+    def add_one(candidates: Sequence[Receptacle]) -> None:
+        chosen = [r for r in candidates if r in keep]
+        if candidates and not chosen:
+            keep.append(rng.choice(list(candidates)))
+
+    exclude = frozenset({goal.parent_target} - {""})
+    if goal.task_type.startswith("pick_cool"):
+        exclude |= {"Fridge"}
+    add_one(_holders(plan, goal.object_target, exclude))
+    if goal.parent_target:
+        add_one(plan.receptacles_of(goal.parent_target))
+    appliance = APPLIANCE.get(goal.task_type)
+    if appliance:
+        add_one(plan.receptacles_of(appliance))
+    if goal.toggle_target:
+        hosts = {d.receptacle for d in plan.decor if d.otype == goal.toggle_target}
+        add_one([r for r in plan.receptacles if r.rid in hosts])
+    others = [r for r in plan.receptacles if r not in keep]
+    rng.shuffle(others)
+    keep += others[: max(0, limit - len(keep))]
+    kept = {r.rid for r in keep}
+    return dataclasses.replace(
+        plan,
+        receptacles=tuple(r for r in plan.receptacles if r.rid in kept),
+        decor=tuple(d for d in plan.decor if d.receptacle in kept),
+    )
+
+
+def _place_objects(task: Task, rng: random.Random, max_types: int | None = None) -> None:
     plan, goal = task.plan, task.goal
     taken = {r.rid for r in plan.receptacles} | {t.oid for t in [*plan.fixtures, *plan.decor]}
     objects: list[Thing] = []
-    for otype in movable_types(plan):
+    types = movable_types(plan)
+    if max_types is not None:
+        if max_types < 1:
+            raise ValueError(f"max_object_types must be >= 1, got {max_types}")
+        others = [t for t in types if t != goal.object_target]
+        chosen = {goal.object_target, *rng.sample(others, min(len(others), max_types - 1))}
+        types = [t for t in types if t in chosen]
+    for otype in types:
         exclude: frozenset[str] = frozenset()
         low = 1
         if otype == goal.object_target:
