@@ -14,6 +14,7 @@ validation tasks and seeds. One table:
     python benchmarks/compare_algos.py                         # quickstart sizes
     python benchmarks/compare_algos.py --steps 6 --algos grpo,skill0,sdar \\
         --extra env.num_groups=4 trainer.val_tasks=24
+    python benchmarks/compare_algos.py --eval-seeds 0,1,2,3 --reuse   # re-evaluate only
     python benchmarks/compare_algos.py --report runs/compare   # print a finished run
 
 Results and settings go to ``<out>/compare.json`` (the project's own table is not
@@ -39,7 +40,9 @@ EXTRA_BY_ALGO = {
     # SKILL0 validates its curriculum once per stage of this short run
     "skill0": ["algo.callbacks.0.params.every=1"],
 }
-SHORT_TYPES = ("pick", "look", "clean", "heat", "cool", "pick2")
+SHORT_TYPES = ("pick", "look", "clean", "heat", "cool", "pick_two")
+"""The task-type names of the eval report's `success_rate/<type>` keys (ALFWorld's
+``SHORT_NAMES``)."""
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -62,7 +65,7 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return read_metrics(run_dir)
 
 
-def _evaluate(checkpoint: str, out: Path, common: list[str], log: Path) -> dict[str, Any]:
+def _evaluate(checkpoint: str, out: Path, common: list[str], log: Path, seed: int) -> dict:
     _run(
         [
             *_skillzero(),
@@ -71,10 +74,51 @@ def _evaluate(checkpoint: str, out: Path, common: list[str], log: Path) -> dict[
             "skills=none",
             f"eval.checkpoint={checkpoint}",
             f"eval.output={out}",
+            f"eval.seed={seed}",
         ],
         log,
     )
     return json.loads(out.read_text())
+
+
+def _evaluate_seeds(
+    checkpoint: str,
+    name: str,
+    out: Path,
+    common: list[str],
+    seeds: list[int],
+    reuse: bool = False,
+) -> dict[str, Any]:
+    """Evaluate once per sampling seed (``<name>.eval.json`` for the first seed,
+    ``<name>.eval.s<seed>.json`` for the others; with ``reuse``, a report already there
+    is read instead) and merge: every metric is the mean over seeds (each seed plays the
+    same tasks), plus ``episodes`` and ``wins`` in total."""
+    reports = []
+    for i, seed in enumerate(seeds):
+        stem = f"{name}.eval" if i == 0 else f"{name}.eval.s{seed}"
+        path = out / f"{stem}.json"
+        if reuse and path.is_file():
+            reports.append(json.loads(path.read_text()))
+            continue
+        reports.append(_evaluate(checkpoint, path, common, out / f"{stem}.log", seed))
+    return _merge(reports, seeds)
+
+
+def _merge(reports: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    keys = set.intersection(*(set(r["metrics"]) for r in reports))
+    metrics = {k: statistics.mean(float(r["metrics"][k]) for r in reports) for k in sorted(keys)}
+    wins = sum(int(e.get("won", False)) for r in reports for e in r.get("episodes", []))
+    episodes = sum(len(r.get("episodes", [])) for r in reports)
+    return {"metrics": metrics, "seeds": seeds, "wins": wins, "episodes": episodes}
+
+
+def _reports_of(out: Path, name: str) -> list[dict[str, Any]]:
+    """The eval reports a finished comparison wrote for ``name`` (first seed first)."""
+    first = out / f"{name}.eval.json"
+    if not first.is_file():
+        return []
+    others = sorted(out.glob(f"{name}.eval.s*.json"))
+    return [json.loads(path.read_text()) for path in [first, *others]]
 
 
 def _row(name: str, report: dict[str, Any], skill_tokens: float, seconds: float) -> dict:
@@ -82,6 +126,8 @@ def _row(name: str, report: dict[str, Any], skill_tokens: float, seconds: float)
     row = {
         "algo": name,
         "success": metrics.get("success_rate", 0.0),
+        "wins": report.get("wins"),
+        "episodes": report.get("episodes"),
         "valid": metrics.get("valid_action_ratio", 0.0),
         "skill_tokens": skill_tokens,
         "train_s": seconds,
@@ -92,11 +138,12 @@ def _row(name: str, report: dict[str, Any], skill_tokens: float, seconds: float)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ["algo", "success", *SHORT_TYPES, "valid", "skill tok/step", "train s"]
+    header = ["algo", "success", "won", *SHORT_TYPES, "valid", "skill tok/step", "train s"]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     base = next((r for r in rows if r["algo"] == "grpo"), None)
     for row in rows:
-        cells = [row["algo"], f"{row['success']:.3f}"]
+        won = f"{row['wins']}/{row['episodes']}" if row.get("episodes") else "-"
+        cells = [row["algo"], f"{row['success']:.3f}", won]
         cells += ["-" if row[s] is None else f"{row[s]:.2f}" for s in SHORT_TYPES]
         cells += [f"{row['valid']:.3f}", f"{row['skill_tokens']:.0f}", f"{row['train_s']:.0f}"]
         lines.append(" | ".join(cells))
@@ -119,6 +166,18 @@ def main() -> None:
     parser.add_argument("--preset", default="quickstart", help="experiment=... (or none)")
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--eval-tasks", type=int, default=24, help="validation tasks evaluated")
+    parser.add_argument(
+        "--eval-seeds",
+        default="0",
+        help="sampling seeds of the evaluations, comma-separated; every model plays the "
+        "tasks once per seed and the table shows the mean",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip the training of an algorithm whose run folder already holds a "
+        "checkpoint (re-evaluate it only)",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for all runs")
     parser.add_argument("--report", metavar="DIR", help="only print the table of DIR")
     args = parser.parse_args()
@@ -126,13 +185,25 @@ def main() -> None:
     out = Path(args.report or args.out).resolve()
     if args.report:
         data = json.loads((out / "compare.json").read_text())
-        print(_table(data["rows"]))
+        rows = []
+        for row in data["rows"]:  # re-read each eval report: the table's columns may change
+            reports = _reports_of(out, row["algo"])
+            if reports:
+                merged = _merge(reports, data["settings"].get("eval_seeds", [0]))
+                row = _row(row["algo"], merged, row["skill_tokens"], row["train_s"])
+            rows.append(row)
+        print(_table(rows))
         return
 
     out.mkdir(parents=True, exist_ok=True)
     common = [f"env={args.env}", f"eval.num_tasks={args.eval_tasks}", *args.extra]
     if args.preset != "none":
         common.insert(1, f"experiment={args.preset}")
+    seeds = [int(s) for s in str(args.eval_seeds).split(",") if s.strip()]
+    previous_seconds: dict[str, float] = {}
+    if args.reuse and (out / "compare.json").is_file():  # the wall time of the first run
+        earlier = json.loads((out / "compare.json").read_text())
+        previous_seconds = {r["algo"]: float(r["train_s"]) for r in earlier["rows"]}
     rows: list[dict[str, Any]] = []
     start_model: str | None = None
     for algo in args.algos.split(","):
@@ -147,9 +218,17 @@ def main() -> None:
             "trainer.progress=false",
             *EXTRA_BY_ALGO.get(algo, []),
         ]
-        print(f"[compare] {algo}: {' '.join(cmd[2:])}", flush=True)
-        seconds = _run(cmd, out / f"{algo}.train.log")
-        records = _metrics(run_dir)
+        checkpoints = sorted((run_dir / "checkpoints").glob("step_*"))
+        records = _metrics(run_dir) if checkpoints else []
+        if args.reuse and checkpoints:
+            print(f"[compare] {algo}: reusing {checkpoints[-1]}", flush=True)
+            seconds = previous_seconds.get(algo) or sum(
+                float(r.get("time/step", 0.0)) for r in records
+            )
+        else:
+            print(f"[compare] {algo}: {' '.join(cmd[2:])}", flush=True)
+            seconds = _run(cmd, out / f"{algo}.train.log")
+            records = _metrics(run_dir)
         tokens = [
             r["rollout/skill_tokens_per_step"]
             for r in records
@@ -161,13 +240,9 @@ def main() -> None:
         if start_model is None:
             start_model = _starting_model(run_dir)
             if start_model:
-                report = _evaluate(
-                    start_model, out / "start.eval.json", common, out / "start.eval.log"
-                )
+                report = _evaluate_seeds(start_model, "start", out, common, seeds, args.reuse)
                 rows.append(_row("start", report, 0.0, 0.0))
-        report = _evaluate(
-            str(checkpoints[-1]), out / f"{algo}.eval.json", common, out / f"{algo}.eval.log"
-        )
+        report = _evaluate_seeds(str(checkpoints[-1]), algo, out, common, seeds, args.reuse)
         rows.append(_row(algo, report, statistics.mean(tokens) if tokens else 0.0, seconds))
         print(_table(rows), flush=True)
 
@@ -176,6 +251,7 @@ def main() -> None:
         "steps": args.steps,
         "overrides": common,
         "start_model": start_model,
+        "eval_seeds": seeds,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "threads": os.environ.get("OMP_NUM_THREADS"),
     }
