@@ -117,7 +117,7 @@ def test_skill0_withdraws_skills_and_ends_with_zero_skills(default_model, tmp_pa
     assert state["callbacks"]["skill0_curriculum"]
 
 
-@pytest.mark.timeout(4200)  # the preset's warm start and two SKILL0 steps: ~25 min idle
+@pytest.mark.timeout(4200)  # the preset's warm start, two SKILL0 steps: ~35 min, 1 thread
 def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_path):
     """The README's main job (the quickstart preset: a supervised warm start from the
     expert's plans, then SKILL0) with one rollout group per step. On the same 12
