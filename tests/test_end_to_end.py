@@ -117,13 +117,13 @@ def test_skill0_withdraws_skills_and_ends_with_zero_skills(default_model, tmp_pa
     assert state["callbacks"]["skill0_curriculum"]
 
 
-@pytest.mark.timeout(4200)  # the preset's warm start, two SKILL0 steps: ~35 min, 1 thread
+@pytest.mark.timeout(4200)  # the preset's warm start, two SKILL0 steps: ~40 min, 1 thread
 def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_path):
-    """The README's main job (the quickstart preset: a supervised warm start from the
-    expert's plans, then SKILL0) with one rollout group per step. On the same 12
-    held-out games and seeds, the zero-skill agent after training writes valid actions
-    where the base model wrote none and wins games the base model did not; the
-    curriculum measured every file it showed and keeps the best-ranked ones."""
+    """The README's main job as it is (the quickstart preset: a supervised warm start
+    from the expert's plans, then two SKILL0 steps). On the same 12 held-out games and
+    seeds, the zero-skill agent after training writes valid actions where the base
+    model wrote none and wins games the base model did not; the curriculum measured
+    every file it showed and keeps the best-ranked ones."""
     from skillzero.core.metrics_log import read_tables
 
     run = tmp_path / "main"
@@ -133,44 +133,41 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
             "algo=skill0",
             "experiment=quickstart",
             "algo.callbacks.0.params.every=1",
-            "env.num_groups=1",
             "trainer.progress=false",
             f"trainer.output_dir={run}",
             f"sft.cache_dir={tmp_path / 'sft'}",
         ]
     )
     metrics = _metrics(run)
-    start, final = metrics[0], metrics[2]
+    start, curriculum, final = metrics[0], metrics[1], metrics[2]
     base_valid = start["warm_start/base/val/valid_action_ratio"]
     base_success = start["warm_start/base/val/success_rate"]
     assert base_valid < 0.2  # the base model does not write the format
-    assert start["warm_start/sft/val/valid_action_ratio"] >= base_valid + 0.5
-    # held-out games (valid_unseen), no skills, the same seeds as the base model's run.
-    # The base model wins none of the 12; the trained policy's three zero-skill
-    # validations (after the warm start, after step 1, final: 36 episodes) win at least
-    # 2 (measured 2 + 3 + 3), and the final one at least as many as the base model. One
-    # 12-game validation of a ~15% policy wins nothing about one time in five, so the
-    # margin is asserted on the 36 episodes together.
     assert base_success == 0.0, start
-    assert final["final/no_skills/skill_tokens_per_step"] == 0
-    assert final["final/no_skills/episodes"] == 12
-    assert final["final/no_skills/valid_action_ratio"] >= base_valid + 0.5, (start, final)
-    assert final["final/no_skills/success_rate"] >= base_success
-    trained = [  # the warm start's record keeps only rates: it validated on 12 games too
-        12 * start["warm_start/sft/val/success_rate"],
-        metrics[1]["curriculum/without_skills/success_rate"]
-        * metrics[1]["curriculum/without_skills/episodes"],
-        final["final/no_skills/success_rate"] * final["final/no_skills/episodes"],
-    ]
-    wins = sum(round(won) for won in trained)
-    assert wins >= 2, trained
+    # the warm start learned the expert's steps on tasks it did not train on
     warm = json.loads((run / "warm_start.json").read_text())
     assert warm["final/sft/heldout_loss"] < 1.0
+    assert warm["final/sft/heldout_action_accuracy"] >= 0.25, warm
+    # held-out games (valid_unseen), no skills, the same seeds as the base model's run
+    for record, tag in ((curriculum, "curriculum/without_skills"), (final, "final/no_skills")):
+        assert record[f"{tag}/episodes"] == 12
+        assert record[f"{tag}/skill_tokens_per_step"] == 0
+        assert record[f"{tag}/valid_action_ratio"] >= base_valid + 0.5, (start, record)
+    assert final["final/no_skills/success_rate"] >= base_success
+    # The base model wins none of the 12; the trained policy's two zero-skill
+    # validations (after step 1 and final: 24 episodes) win at least one (measured on
+    # 2 cores: 1 + 1 and 3 + 3 in two runs of the job). One 12-game validation of a
+    # ~10% policy wins nothing about one time in four, so the wins are pooled.
+    wins = sum(
+        round(record[f"{tag}/success_rate"] * 12)
+        for record, tag in ((curriculum, "curriculum/without_skills"), (final, "final/no_skills"))
+    )
+    assert wins >= 1, (curriculum, final)
     # the curriculum validated with and without skills and ranked the files by delta
-    assert "curriculum/with_skills/valid_action_ratio" in metrics[1]
+    assert "curriculum/with_skills/valid_action_ratio" in curriculum
     # (the main job's deltas were non-zero, README; with one 12-game validation each way
     # they may all be 0 by chance, so that is not asserted here)
-    assert any(k.startswith("skill0/delta/") for k in metrics[1])
+    assert any(k.startswith("skill0/delta/") for k in curriculum)
     rows = read_tables(run, "skill0/helpfulness")[0]["rows"]
     task_rows = [r for r in rows if not r["general"] and r["delta"] is not None]
     assert task_rows
@@ -178,7 +175,7 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
     inactive = [r["delta"] for r in task_rows if not r["active"] and r["rank"] is not None]
     if active and inactive:
         assert min(active) >= max(inactive), rows
-    assert metrics[1]["skill0/budget"] > metrics[2]["skill0/budget"]
+    assert curriculum["skill0/budget"] > final["skill0/budget"]
 
 
 def test_sdar_logs_its_metrics(default_model, tmp_path):

@@ -373,6 +373,23 @@ def test_callback_drives_the_training_provider() -> None:
     assert all(e.skill_sources == () for e in episodes)
 
 
+def test_callback_validates_on_one_task_of_each_type() -> None:
+    trainer = FakeTrainer(total_steps=30)
+    # (sorted by type, as a split's tasks are)
+    callback = Skill0Curriculum(every=10, max_set_schedule=[4, 2, 0], val_tasks=3)
+    callback.on_train_start(trainer)
+    trainer.run(callback, range(1, 11))
+    for _, _, episodes in trainer.validations:
+        assert [e.task.task_id for e in episodes] == ["A-0", "B-0", "C-0"]
+    # one task of each type is enough to rank the files as with all six
+    assert trainer.skill_provider.active_sources == frozenset({G, "a.md"})
+    assert metrics_at(trainer, 10)["skill0/delta/b.md"] == -1.0
+    callback.on_train_end(trainer)  # the final zero-skill validation plays all of them
+    assert len(trainer.validations[-1][2]) == 6
+    with pytest.raises(ValueError, match="val_tasks"):
+        Skill0Curriculum(val_tasks=0)
+
+
 def test_callback_applies_budget_changes_between_validations() -> None:
     trainer = FakeTrainer(total_steps=30)
     callback = Skill0Curriculum(every=100, max_set_schedule=[3, 2, 0])

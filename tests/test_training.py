@@ -441,8 +441,9 @@ def test_two_rank_training_run(tiny_model_dir, tmp_path):
     assert proc.stdout.count("finished 2 steps") == 1
 
 
-def _policy_update(tiny_model_dir, model_cfg, trainer_extra=None):
-    """One update of a fresh policy on a fixed batch; returns (metrics, log-probs)."""
+def _policy_update(tiny_model_dir, model_cfg, trainer_extra=None, keep=False):
+    """One update of a fresh policy on a fixed batch; returns (metrics, log-probs)
+    (with ``keep``, the metrics also hold the updated ``state_dict``)."""
     from skillzero.contracts.losses import WeightedTerm
     from skillzero.contracts.trajectory import StepSample
     from skillzero.core.distributed import init_distributed
@@ -473,6 +474,8 @@ def _policy_update(tiny_model_dir, model_cfg, trainer_extra=None):
             WeightedTerm("entropy", -0.001, EntropyLoss()),
         ]
         metrics = policy.update(batch, terms, minibatch_size=6, needs_entropy=True)
+        if keep:
+            metrics["state_dict"] = {k: v.clone() for k, v in policy.model.state_dict().items()}
         return metrics, policy.compute_log_probs(batch)
     finally:
         ctx.close()
@@ -495,6 +498,37 @@ def test_bf16_mixed_precision_update_runs_close_to_fp32(tiny_model_dir):
     assert bf16["loss/total"] == pytest.approx(fp32["loss/total"], abs=0.05)
     assert bf16["train/grad_norm"] == pytest.approx(fp32["train/grad_norm"], rel=0.1)
     assert torch.isfinite(after).all()
+
+
+def test_trainable_layers_update_only_the_top_blocks(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from skillzero.core.distributed import init_distributed
+    from skillzero.core.policy import Policy
+
+    base = {"dtype": "float32", "attn_implementation": "sdpa"}
+    start = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).state_dict()
+    blocks = 1 + max(int(k.split(".")[2]) for k in start if k.startswith("model.layers."))
+    assert blocks >= 2
+    full, _ = _policy_update(tiny_model_dir, base)
+    top, after = _policy_update(tiny_model_dir, {**base, "trainable_layers": 1}, keep=True)
+    assert torch.isfinite(after).all()
+    assert top["train/grad_norm"] > 0
+    # the top block's gradient is part of the whole model's gradient
+    assert top["train/grad_norm"] < full["train/grad_norm"]
+    trained = top["state_dict"]
+    top_prefix = f"model.layers.{blocks - 1}."
+    for name, value in start.items():
+        if not (name.startswith(top_prefix) or name == "model.norm.weight"):
+            assert torch.equal(trained[name], value), f"{name} is frozen but changed"
+    assert any(not torch.equal(trained[n], v) for n, v in start.items() if n.startswith(top_prefix))
+
+    ctx = init_distributed("cpu")
+    try:
+        with pytest.raises(ValueError, match="decoder blocks"):
+            Policy(str(tiny_model_dir), {**base, "trainable_layers": blocks + 1}, {}, ctx)
+    finally:
+        ctx.close()
 
 
 @pytest.mark.parametrize("algo", ["grpo", "gigpo"])

@@ -334,3 +334,40 @@ def test_draw_follows_the_distribution_and_skips_zero_probabilities():
     torch.testing.assert_close(counts, probs[0], atol=0.015, rtol=0)
     again = draw(probs * 7.0, torch.Generator().manual_seed(0))
     assert torch.equal(tokens, again)
+
+
+def test_teacher_forced_greedy_match_is_what_greedy_decoding_writes(tiny_model_dir):
+    """The SFT's action accuracy counts a response as reproduced when every token is the
+    argmax under teacher forcing: exactly when greedy decoding writes that response."""
+    from skillzero.contracts.trajectory import StepSample, collate_steps
+    from skillzero.core.distributed import init_distributed
+    from skillzero.core.policy import Policy
+
+    backend = tiny_backend(tiny_model_dir, prefix_cache=False)
+    gen = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(5, 300, (6 + i,), generator=gen).tolist() for i in range(6)]
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+    written = [g[0].token_ids for g in backend.generate(prompts, greedy)]
+    assert all(len(tokens) == 6 for tokens in written)  # no early EOS in this tiny model
+    responses = [list(tokens) for tokens in written]
+    for row in (1, 3, 5):  # change one token: greedy decoding would not write these
+        position = row % 6
+        responses[row][position] = (responses[row][position] + 1) % 300 + 5
+    samples = [
+        StepSample(p, r, [0.0] * len(r), group_id=i, traj_id=i)
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
+    ]
+    ctx = init_distributed("cpu")
+    try:
+        policy = Policy(str(tiny_model_dir), {"dtype": "float32"}, {}, ctx)
+        batch = collate_steps(samples)
+        log_probs, match = policy.compute_log_probs(batch, greedy=True)
+        plain = policy.compute_log_probs(batch)
+    finally:
+        ctx.close()
+    assert torch.equal(log_probs, plain)  # the same forward pass gives both
+    reproduced = match.all(-1).tolist()
+    assert reproduced == [r == w for r, w in zip(responses, written, strict=True)]
+    assert reproduced == [True, False, True, False, True, False]
+    for row in (1, 3, 5):  # the first changed token is where the match fails
+        assert match[row].tolist().index(False) == row % 6

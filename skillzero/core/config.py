@@ -106,6 +106,9 @@ class ModelConfig:
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    # train only the top N decoder blocks and the final norm (embeddings and LM head
+    # frozen); null trains every weight
+    trainable_layers: int | None = None
     trust_remote_code: bool = False
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -223,7 +226,9 @@ class SFTConfig:
     ``skillzero eval`` JSON report or a JSONL file). ``max_tasks``: demonstrations from
     N tasks of ``env.train_split``, round-robin over task types (null: all).
     ``heldout_tasks``: tasks kept out of training to measure held-out loss and action
-    accuracy. One optimiser step per
+    accuracy. ``validate_after``: play the validation tasks after training too (the
+    base model is always validated first); false leaves the trained policy's first
+    validation to the RL run that starts from it. One optimiser step per
     ``batch_size`` samples; ``sft.lr`` / ``warmup_steps`` / ``scheduler`` /
     ``min_lr_ratio`` replace ``trainer.optim``'s for the SFT run.
     """
@@ -239,6 +244,7 @@ class SFTConfig:
     scheduler: str = "cosine"
     min_lr_ratio: float = 0.1
     eval_every: int = 10
+    validate_after: bool = True
     replay_envs: int = 8
     cache_dir: str | None = None
 

@@ -34,7 +34,6 @@ shapes it, and starts RL from it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import hashlib
 import json
@@ -51,13 +50,13 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tensordict import TensorDict
 
 from skillzero import registry
 from skillzero.contracts.env import PromptContext, Task, TurnRecord, render_response
 from skillzero.contracts.skills import EMPTY_SKILLS, SkillProvider
 from skillzero.contracts.trajectory import K, StepSample, collate_steps
 from skillzero.core import checkpoint as ckpt
-from skillzero.core.collection import sampling_params
 from skillzero.core.collector import fit_prompt, skill_block_for
 from skillzero.core.components import (
     chat_prompt_ids,
@@ -544,6 +543,7 @@ class SFTTrainer(Trainer):
         super().__init__(sft_run_config(cfg, steps), ctx=ctx)
         self.batch_size = int(sft.batch_size)
         self.eval_every = int(sft.eval_every)
+        self.validate_after = bool(cfg_get(sft, "validate_after", True))
         self._heldout_batch = (
             collate_steps(data.heldout, pad_token_id=self.pad_token_id) if data.heldout else None
         )
@@ -566,41 +566,43 @@ class SFTTrainer(Trainer):
 
     # -- evaluation ----------------------------------------------------------------------
     def heldout_metrics(self) -> dict[str, float]:
-        """Loss on the held-out expert samples and the share of them where the greedy
-        policy writes the expert action (collective)."""
+        """Loss on the held-out expert samples and the share of them the greedy policy
+        reproduces (collective; one forward pass for both, see :meth:`action_accuracy`)."""
         if self._heldout_batch is None:
             return {}
         batch = self._heldout_batch
-        log_probs = self.policy.compute_log_probs(batch, pad_token_id=self.pad_token_id)
+        log_probs, greedy = self.policy.compute_log_probs(
+            batch, pad_token_id=self.pad_token_id, greedy=True
+        )
         mask = batch[K.RESPONSE_MASK].float()
-        metrics = {"sft/heldout_loss": float(-(log_probs * mask).sum() / mask.sum().clamp(min=1))}
-        if self.backend is not None:
-            metrics["sft/heldout_action_accuracy"] = self.action_accuracy(self.data.heldout)
+        metrics = {
+            "sft/heldout_loss": float(-(log_probs * mask).sum() / mask.sum().clamp(min=1)),
+            "sft/heldout_action_accuracy": self._reproduced(batch, greedy),
+        }
         return self.ctx.broadcast_object(metrics)
 
     def action_accuracy(self, samples: Sequence[StepSample]) -> float:
-        """Share of ``samples`` whose greedy response parses to the expert's action
-        (rank 0, with the rollout backend's current weights)."""
-        assert self.backend is not None
-        params = dataclasses.replace(
-            sampling_params(self.config.backend.val_sampling, overrides=self.sampling_overrides),
-            temperature=0.0,
-            seed=0,
+        """Share of ``samples`` whose greedy response is the expert's (collective).
+
+        Measured by teacher forcing: every response token is the most likely one given
+        the expert's tokens before it, which is exactly when greedy decoding writes the
+        expert's response. A final end-of-sequence token is not required (generation
+        stops at the format's stop string before it). One forward pass, no generation."""
+        batch = collate_steps(list(samples), pad_token_id=self.pad_token_id)
+        _, greedy = self.policy.compute_log_probs(
+            batch, pad_token_id=self.pad_token_id, greedy=True
         )
-        hits = 0
-        for start in range(0, len(samples), 32):
-            chunk = samples[start : start + 32]
-            generations = self.backend.generate([list(s.prompt_ids) for s in chunk], params)
-            for sample, gens in zip(chunk, generations, strict=True):
-                ctx = sample.prompt_context
-                admissible = ctx.admissible_actions if ctx is not None else None
-                parsed = self.parser(gens[0].text, admissible)
-                expert = self.parser(
-                    self.tokenizer.decode(sample.response_ids, skip_special_tokens=True),
-                    admissible,
-                )
-                hits += int(parsed.valid and parsed.action == expert.action)
-        return hits / max(1, len(samples))
+        return self._reproduced(batch, greedy)
+
+    def _reproduced(self, batch: TensorDict, greedy: torch.Tensor) -> float:
+        mask = batch[K.RESPONSE_MASK].clone()
+        ids = batch[K.RESPONSE_IDS]
+        eos = self.tokenizer.eos_token_id
+        for row, length in enumerate(mask.sum(-1).tolist()):
+            if length > 1 and int(ids[row, length - 1]) == eos:
+                mask[row, length - 1] = False
+        hits = (greedy | ~mask).all(-1)
+        return float(hits.float().mean()) if hits.numel() else 0.0
 
     def _sync_weights(self) -> None:
         sync_weights(self.policy, self.backend)
@@ -631,7 +633,7 @@ class SFTTrainer(Trainer):
             begin = time.perf_counter()
             self._sync_weights()
             metrics.update(self.heldout_metrics())
-            if last:
+            if last and self.validate_after:
                 self.validate()
             metrics["time/evaluation"] = time.perf_counter() - begin
         metrics["time/step"] = time.perf_counter() - started
@@ -678,6 +680,7 @@ def warm_start_key(cfg: DictConfig, task_ids: Sequence[str]) -> str:
     shaping = {
         "model": resolve_model_path(cfg.model),
         "model_dtype": str(cfg.model.dtype),
+        "model_trainable_layers": cfg_get(cfg.model, "trainable_layers", None),
         "env": {k: v for k, v in env.items() if k not in ("pool", "num_groups", "group_size")},
         "tasks": hashlib.sha256("\n".join(task_ids).encode()).hexdigest(),
         "skills": to_container(cfg.skills),
@@ -795,7 +798,9 @@ def _summarise(metrics_file: Path) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
     first = next((r for r in records if r.get("step") == 0 and "val/success_rate" in r), {})
-    last = next((r for r in reversed(records) if "val/success_rate" in r), {})
+    last = next(
+        (r for r in reversed(records) if "val/success_rate" in r and r.get("step", 0) > 0), {}
+    )
     keys = ("val/success_rate", "val/valid_action_ratio", "val/episode_length")
     summary: dict[str, Any] = {f"base/{k}": first.get(k) for k in keys}
     summary.update({f"sft/{k}": last.get(k) for k in keys})

@@ -28,6 +28,7 @@ from typing import Any
 
 from skillzero.contracts.callbacks import TrainerCallback
 from skillzero.contracts.skills import NoSkills, SkillProvider
+from skillzero.core.tasks import balanced_subset
 from skillzero.plugins.skill0.curriculum import HelpfulnessRow, SkillCurriculum
 
 __all__ = ["Skill0Curriculum", "provider_sources", "unrestricted"]
@@ -71,7 +72,9 @@ class Skill0Curriculum(TrainerCallback):
     ``final_eval_without_skills``: validate with zero skills after training
     (``final/no_skills``); ``initial_eval_without_skills``: also before the first step
     (``initial/no_skills``), so the zero-skill agent is compared with itself before and
-    after training on the same tasks and seeds.
+    after training on the same tasks and seeds. ``val_tasks``: the helpfulness
+    validations play N of the trainer's validation tasks, taken round-robin over task
+    types (N = the number of types measures each type once); null: all of them.
     """
 
     name = "skill0_curriculum"
@@ -85,9 +88,13 @@ class Skill0Curriculum(TrainerCallback):
         final_eval_without_skills: bool = True,
         num_stages: int = 3,
         initial_eval_without_skills: bool = False,
+        val_tasks: int | None = None,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"skill0_curriculum: every must be >= 1, got {every}")
+        if val_tasks is not None and int(val_tasks) < 1:
+            raise ValueError(f"skill0_curriculum: val_tasks must be >= 1 or null, got {val_tasks}")
+        self.val_tasks = None if val_tasks is None else int(val_tasks)
         self.every = int(every)
         self.max_set_schedule = (
             None if max_set_schedule is None else [int(m) for m in max_set_schedule]
@@ -142,10 +149,15 @@ class Skill0Curriculum(TrainerCallback):
         if step % self.every != 0 or step >= int(trainer.total_steps):
             return
         curriculum = self._require()
+        tasks = None
+        if self.val_tasks is not None:
+            tasks = balanced_subset(list(trainer.val_tasks), self.val_tasks)
         with_skills = trainer.validate(
-            skill_provider=unrestricted(trainer.skill_provider), tag=WITH_SKILLS_TAG
+            skill_provider=unrestricted(trainer.skill_provider), tasks=tasks, tag=WITH_SKILLS_TAG
         )
-        without_skills = trainer.validate(skill_provider=NoSkills(), tag=WITHOUT_SKILLS_TAG)
+        without_skills = trainer.validate(
+            skill_provider=NoSkills(), tasks=tasks, tag=WITHOUT_SKILLS_TAG
+        )
         rows = curriculum.update(step, with_skills.episodes, without_skills.episodes)
         active = self._apply(trainer, step + 1, log_change=False)
         metrics = {
