@@ -156,7 +156,7 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
     assert final["final/no_skills/success_rate"] >= base_success
     # The base model wins none of the 12; the trained policy's two zero-skill
     # validations (after step 1 and final: 24 episodes) win at least one (measured on
-    # 2 cores: 1 + 1 and 3 + 3 in two runs of the job). One 12-game validation of a
+    # 2 cores with this preset: 1 + 1; 3 + 3 with an earlier one). One 12-game validation of a
     # ~10% policy wins nothing about one time in four, so the wins are pooled.
     wins = sum(
         round(record[f"{tag}/success_rate"] * 12)
