@@ -152,15 +152,13 @@ def response_log_probs(
         logits = logits / temperature
     log_softmax = torch.log_softmax(logits, dim=-1)
     log_probs = log_softmax.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
-    entropy = None
-    if with_greedy:
-        entropy = log_softmax.argmax(-1) == response_ids
-    elif with_entropy:
-        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
     mask = micro[K.RESPONSE_MASK].to(device)
     log_probs = log_probs.masked_fill(~mask, 0.0)
-    if entropy is not None:
-        entropy = entropy.masked_fill(~mask, True if with_greedy else 0.0)
+    if with_greedy:  # padding counts as matched
+        return log_probs, (log_softmax.argmax(-1) == response_ids) | ~mask
+    entropy = None
+    if with_entropy:
+        entropy = -(log_softmax.exp() * log_softmax).sum(-1).masked_fill(~mask, 0.0)
     return log_probs, entropy
 
 
@@ -285,13 +283,13 @@ class Policy:
         greedy_out = torch.ones(share, width, dtype=torch.bool) if greedy else None
         for start in range(0, share, self.log_prob_microbatch_size):
             micro = trim_padding(mine[start : start + self.log_prob_microbatch_size])
-            log_probs, hits = response_log_probs(
+            log_probs, matched = response_log_probs(
                 model, micro, temperature=self.temperature, with_greedy=greedy
             )
             rows = slice(start, start + micro.shape[0])
             out[rows, : log_probs.shape[1]] = log_probs.float().cpu()
-            if greedy_out is not None and hits is not None:
-                greedy_out[rows, : hits.shape[1]] = hits.cpu()
+            if greedy_out is not None:
+                greedy_out[rows, : matched.shape[1]] = matched.cpu()
         if was_training:
             model.train()
         gathered = self.ctx.all_gather_rows(out)[:n]
