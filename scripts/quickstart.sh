@@ -9,6 +9,8 @@ bash scripts/setup.sh "${SKILLZERO_QUICKSTART_EXTRAS:-alfworld,model,skills}"
 export TOKENIZERS_PARALLELISM=false
 .venv/bin/skillzero plugins
 if [ "$#" -eq 0 ]; then
-  set -- env=alfworld algo=skill0 experiment=quickstart algo.callbacks.0.params.every=1
+  set -- env=alfworld algo=skill0 experiment=quickstart algo.callbacks.0.params.every=1 \
+    algo.callbacks.0.params.helpfulness=expert_likelihood \
+    algo.callbacks.0.params.val_tasks=6
 fi
 exec .venv/bin/skillzero train "$@"

@@ -117,13 +117,14 @@ def test_skill0_withdraws_skills_and_ends_with_zero_skills(default_model, tmp_pa
     assert state["callbacks"]["skill0_curriculum"]
 
 
-@pytest.mark.timeout(4200)  # the preset's warm start, two SKILL0 steps: ~40 min, 1 thread
+@pytest.mark.timeout(4200)  # the preset's warm start, two SKILL0 steps: ~22 min, 1 thread
 def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_path):
     """The README's main job as it is (the quickstart preset: a supervised warm start
-    from the expert's plans, then two SKILL0 steps). On the same 12 held-out games and
-    seeds, the zero-skill agent after training writes valid actions where the base
-    model wrote none and wins games the base model did not; the curriculum measured
-    every file it showed and keeps the best-ranked ones."""
+    from the expert's plans, then two SKILL0 steps whose curriculum ranks the skill files
+    by the expert-action likelihood they add). On the same 12 held-out games and seeds,
+    the zero-skill agent after training writes valid actions where the base model wrote
+    none and wins a game the base model did not; the curriculum's deltas are non-zero
+    and its budget keeps the best-ranked files."""
     from skillzero.core.metrics_log import read_tables
 
     run = tmp_path / "main"
@@ -133,6 +134,8 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
             "algo=skill0",
             "experiment=quickstart",
             "algo.callbacks.0.params.every=1",
+            "algo.callbacks.0.params.helpfulness=expert_likelihood",
+            "algo.callbacks.0.params.val_tasks=6",
             "trainer.progress=false",
             f"trainer.output_dir={run}",
             f"sft.cache_dir={tmp_path / 'sft'}",
@@ -149,30 +152,24 @@ def test_main_job_warm_start_then_skill0_on_held_out_games(default_model, tmp_pa
     assert warm["final/sft/heldout_loss"] < 1.0
     assert warm["final/sft/heldout_action_accuracy"] >= 0.25, warm
     # held-out games (valid_unseen), no skills, the same seeds as the base model's run
-    for record, tag in ((curriculum, "curriculum/without_skills"), (final, "final/no_skills")):
-        assert record[f"{tag}/episodes"] == 12
-        assert record[f"{tag}/skill_tokens_per_step"] == 0
-        assert record[f"{tag}/valid_action_ratio"] >= base_valid + 0.5, (start, record)
-    assert final["final/no_skills/success_rate"] >= base_success
-    # The base model wins none of the 12; the trained policy's two zero-skill
-    # validations (after step 1 and final: 24 episodes) win at least one (measured on
-    # 2 cores with this preset: 1 + 1; 3 + 3 with an earlier one). One 12-game validation of a
-    # ~10% policy wins nothing about one time in four, so the wins are pooled.
-    wins = sum(
-        round(record[f"{tag}/success_rate"] * 12)
-        for record, tag in ((curriculum, "curriculum/without_skills"), (final, "final/no_skills"))
-    )
-    assert wins >= 1, (curriculum, final)
-    # the curriculum validated with and without skills and ranked the files by delta
-    assert "curriculum/with_skills/valid_action_ratio" in curriculum
-    # (the main job's deltas were non-zero, README; with one 12-game validation each way
-    # they may all be 0 by chance, so that is not asserted here)
-    assert any(k.startswith("skill0/delta/") for k in curriculum)
+    assert final["final/no_skills/episodes"] == 12
+    assert final["final/no_skills/skill_tokens_per_step"] == 0
+    assert final["final/no_skills/valid_action_ratio"] >= base_valid + 0.5, (start, final)
+    # The base model wins none of the 12; the trained policy wins at least one (measured
+    # with this preset: 2/12 in each of three runs, at 1 and 2 threads).
+    assert final["final/no_skills/success_rate"] >= base_success + 1 / 12 - 1e-9, final
+    # the curriculum scored every file on the expert's steps of 6 held-out tasks (one
+    # per type) and ranked them by delta; the next budget keeps the best ones
+    assert curriculum["curriculum/expert/tasks"] == 6
+    deltas = {k: v for k, v in curriculum.items() if k.startswith("skill0/delta/")}
+    assert len(deltas) == 6  # the general file and one per task type
+    assert all(v != 0.0 for v in deltas.values()), deltas
     rows = read_tables(run, "skill0/helpfulness")[0]["rows"]
     task_rows = [r for r in rows if not r["general"] and r["delta"] is not None]
     assert task_rows
     active = [r["delta"] for r in task_rows if r["active"]]
-    inactive = [r["delta"] for r in task_rows if not r["active"] and r["rank"] is not None]
+    inactive = [r["delta"] for r in task_rows if not r["active"]]
+    assert all(d >= 0 for d in active), rows
     if active and inactive:
         assert min(active) >= max(inactive), rows
     assert curriculum["skill0/budget"] > final["skill0/budget"]

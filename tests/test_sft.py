@@ -385,3 +385,132 @@ def test_sft_checkpoint_starts_training_and_warm_start_is_cached(
     assert "building the SFT warm start" not in capsys.readouterr().out
     step0 = next(r for r in _records(tmp_path / "w2") if r["step"] == 0)
     assert "warm_start/sft/val/valid_action_ratio" in step0
+
+
+# ----------------------------------------------------------------------------------------
+# SKILL0's expert-likelihood helpfulness (the expert's plans replayed on validation games)
+# ----------------------------------------------------------------------------------------
+
+
+def _skill0_cfg(tiny_model_dir: Path, out: Path, *extra: str):
+    return _run_cfg(
+        tiny_model_dir,
+        out,
+        "algo=skill0",
+        "skills=category",
+        "algo.callbacks.0.params.every=1",
+        "algo.callbacks.0.params.helpfulness=expert_likelihood",
+        "trainer.val_tasks=6",
+        "trainer.val_envs=3",
+        "backend.sampling.temperature=1.0",
+        *extra,
+    )
+
+
+@pytest.mark.slow
+def test_expert_likelihood_helpfulness_is_the_log_prob_gain_of_the_experts_actions(
+    game_cache, tiny_model_dir, tmp_path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from skillzero.contracts.skills import NoSkills
+    from skillzero.core.training import Trainer
+    from skillzero.plugins.skill0.callback import (
+        Skill0Curriculum,
+        action_log_probs,
+        pair_expert_steps,
+        unrestricted,
+    )
+
+    trainer = Trainer(_skill0_cfg(tiny_model_dir, tmp_path / "run"))
+    try:
+        callback = next(c for c in trainer.callbacks if isinstance(c, Skill0Curriculum))
+        assert callback.helpfulness == "expert_likelihood"
+        callback.on_train_start(trainer)
+        with_r, without_r = trainer.expert_samples(
+            trainer.val_tasks, [unrestricted(trainer.skill_provider), NoSkills()]
+        )
+        steps = pair_expert_steps(with_r, without_r)
+        # every validation task's plan, step by step, once with skills and once without
+        assert len(set(steps.task_ids)) == 6
+        assert len(steps.with_skills) == len(with_r.samples) == len(without_r.samples)
+        for a, b in zip(steps.with_skills, steps.without_skills, strict=True):
+            assert a.response_ids == b.response_ids
+            assert (a.task_id, a.step) == (b.task_id, b.step)
+            assert len(a.prompt_ids) > len(b.prompt_ids)  # the skill block
+        assert all(steps.sources[t] for t in steps.task_ids)
+
+        # the policy's log-prob of an expert action equals a plain forward pass of the model
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, torch_dtype=torch.float32)
+        sample = steps.with_skills[0]
+        ids = torch.tensor([list(sample.prompt_ids) + list(sample.response_ids)])
+        with torch.no_grad():
+            logits = model(ids).logits[0, :-1].float().log_softmax(-1)
+        targets = ids[0, 1:]
+        start = len(sample.prompt_ids) - 1
+        action = list(sample.response_ids)
+        if action[-1] == trainer.tokenizer.eos_token_id:  # the stop string ends the action
+            action = action[:-1]
+        expected = sum(float(logits[start + i, targets[start + i]]) for i in range(len(action)))
+        (measured,) = action_log_probs(trainer, [sample])
+        assert measured == pytest.approx(expected, abs=1e-3)
+
+        # Δ of a task file: the mean over its task's steps of (with - without)
+        rows = callback._update_from_expert(trainer, 1, None)
+        with_lp = action_log_probs(trainer, steps.with_skills)
+        without_lp = action_log_probs(trainer, steps.without_skills)
+        by_source: dict[str, list[float]] = {}
+        for task in dict.fromkeys(steps.task_ids):
+            gains = [
+                a - b
+                for t, a, b in zip(steps.task_ids, with_lp, without_lp, strict=True)
+                if t == task
+            ]
+            for source in steps.sources[task]:
+                by_source.setdefault(source, []).append(sum(gains) / len(gains))
+        measured_rows = {r.source: r for r in rows if r.tasks}
+        assert set(measured_rows) == set(by_source)
+        for source, values in by_source.items():
+            assert measured_rows[source].delta == pytest.approx(sum(values) / len(values), abs=1e-3)
+            assert measured_rows[source].delta != 0.0
+        # the ranking follows the deltas: kept task files by Δ descending, the rest dropped
+        task_rows = [r for r in rows if not r.general]
+        kept = sorted((r for r in task_rows if r.rank is not None), key=lambda r: r.rank)
+        assert all(r.delta is not None for r in kept)  # one task of each type: all measured
+        assert [r.delta for r in kept] == sorted((r.delta for r in kept), reverse=True)
+        assert all(r.delta >= 0 for r in kept)
+        assert all(r.delta < 0 for r in task_rows if r.rank is None and r.delta is not None)
+    finally:
+        trainer.close()
+
+
+@pytest.mark.slow
+def test_skill0_with_expert_likelihood_trains_and_withdraws_skills(
+    game_cache, tiny_model_dir, tmp_path
+) -> None:
+    from skillzero.core.metrics_log import read_tables
+    from skillzero.core.training import train
+
+    out = tmp_path / "skill0"
+    assert train(_skill0_cfg(tiny_model_dir, out, "trainer.total_steps=3")) == 0
+    records = _records(out)
+    step1 = {k: v for r in records if r["step"] == 1 for k, v in r.items()}
+    # no validation games in the curriculum: the expert's steps were scored instead
+    assert "curriculum/with_skills/success_rate" not in step1
+    assert step1["curriculum/expert/steps"] > 6
+    assert step1["curriculum/expert/tasks"] == 6
+    deltas = {k.removeprefix("skill0/delta/"): v for k, v in step1.items() if "delta/" in k}
+    assert deltas
+    assert all(v != 0.0 for v in deltas.values())
+    # step 2's active set: general + the (3 - 1) best files of step 1 with Δ >= 0
+    table = read_tables(out, "skill0/helpfulness")[0]["rows"]
+    general = [r["source"] for r in table if r["general"]]
+    best = sorted(
+        (r for r in table if not r["general"] and r["delta"] is not None and r["delta"] >= 0),
+        key=lambda r: -r["delta"],
+    )[:2]
+    assert {r["source"] for r in table if r["active"]} == {*general, *(r["source"] for r in best)}
+    step2 = {k: v for r in records if r["step"] == 2 for k, v in r.items()}
+    assert step2["skill0/budget"] == 3
+    assert step2["skill0/active_sources"] == len(general) + len(best)
+    assert "final/no_skills/success_rate" in {k for r in records for k in r}

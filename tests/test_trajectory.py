@@ -404,3 +404,21 @@ def test_combine_single_term_and_no_terms() -> None:
     assert out.metrics["loss/c"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="at least one loss term"):
         combine([], batch, outputs)
+
+
+def test_action_mask_drops_only_a_final_eos() -> None:
+    from skillzero.contracts.trajectory import K, StepSample, action_mask, collate_steps
+
+    eos = 9
+    responses = [[1, 2, eos], [eos], [3, 4], [5, eos, 6]]
+    batch = collate_steps(
+        [
+            StepSample(prompt_ids=[7], response_ids=r, rollout_log_probs=[0.0] * len(r))
+            for r in responses
+        ],
+        pad_token_id=0,
+    )
+    mask = action_mask(batch, eos)
+    assert mask.sum(-1).tolist() == [2, 1, 2, 3]
+    assert mask[0].tolist()[:3] == [True, True, False]
+    assert action_mask(batch, None).equal(batch[K.RESPONSE_MASK])

@@ -279,3 +279,18 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` over true entries of ``mask`` (0 when the mask is empty)."""
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def action_mask(batch: TensorDict, eos_token_id: int | None) -> torch.Tensor:
+    """The batch's response mask without each response's final end-of-sequence token
+    (kept when it is the whole response). Generation stops at a format's stop string
+    before that token, so it is not part of the action the policy writes."""
+    mask = batch[K.RESPONSE_MASK].clone()
+    if eos_token_id is None:
+        return mask
+    lengths = mask.sum(-1)
+    rows = torch.nonzero(lengths > 1).flatten()
+    last = lengths[rows] - 1
+    ends_in_eos = batch[K.RESPONSE_IDS][rows, last] == int(eos_token_id)
+    mask[rows[ends_in_eos], last[ends_in_eos]] = False
+    return mask

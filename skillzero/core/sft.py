@@ -55,7 +55,7 @@ from tensordict import TensorDict
 from skillzero import registry
 from skillzero.contracts.env import PromptContext, Task, TurnRecord, render_response
 from skillzero.contracts.skills import EMPTY_SKILLS, SkillProvider
-from skillzero.contracts.trajectory import K, StepSample, collate_steps
+from skillzero.contracts.trajectory import K, StepSample, action_mask, collate_steps
 from skillzero.core import checkpoint as ckpt
 from skillzero.core.collector import fit_prompt, skill_block_for
 from skillzero.core.components import (
@@ -193,6 +193,8 @@ class ReplayResult:
     dropped: list[str] = field(default_factory=list)
     """``"<task_id>: <why>"`` for each demonstration whose samples were not kept."""
     steps: int = 0
+    skill_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The skill sources in the prompts of each kept demonstration, by task id."""
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -213,6 +215,7 @@ class _Replay:
     admissible: list[str] | None
     skill_block: str = ""
     skill_ids: tuple[str, ...] = ()
+    skill_sources: tuple[str, ...] = ()
     history: list[TurnRecord] = field(default_factory=list)
     samples: list[StepSample] = field(default_factory=list)
     problem: str | None = None
@@ -264,6 +267,7 @@ def replay_demonstrations(
             if render_skills is not None:
                 rendered = render_skills(_context(state))
                 state.skill_block, state.skill_ids = rendered.text, tuple(rendered.skill_ids)
+                state.skill_sources = tuple(rendered.sources)
             running[slot] = state
 
     def finish(slot: int, won: bool) -> None:
@@ -277,6 +281,7 @@ def replay_demonstrations(
             result.dropped.append(f"{state.demo.task.task_id}: {state.problem}")
         else:
             result.won += int(won)
+            result.skill_sources[state.demo.task.task_id] = state.skill_sources
             for sample in state.samples:
                 sample.won = won
                 sample.episode_return = float(won)
@@ -595,12 +600,7 @@ class SFTTrainer(Trainer):
         return self._reproduced(batch, greedy)
 
     def _reproduced(self, batch: TensorDict, greedy: torch.Tensor) -> float:
-        mask = batch[K.RESPONSE_MASK].clone()
-        ids = batch[K.RESPONSE_IDS]
-        eos = self.tokenizer.eos_token_id
-        for row, length in enumerate(mask.sum(-1).tolist()):
-            if length > 1 and int(ids[row, length - 1]) == eos:
-                mask[row, length - 1] = False
+        mask = action_mask(batch, self.tokenizer.eos_token_id)
         hits = (greedy | ~mask).all(-1)
         return float(hits.float().mean()) if hits.numel() else 0.0
 

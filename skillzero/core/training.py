@@ -486,6 +486,49 @@ class Trainer:
             budget_tokens = cfg_get(self.config.skills, "budget_tokens")
         return skill_block_for(provider, ctx, self.prompt_builder, self.count_tokens, budget_tokens)
 
+    def expert_samples(
+        self, tasks: Sequence[Task], skill_providers: Sequence[SkillProvider]
+    ) -> list[Any]:
+        """The env expert's plans for ``tasks`` replayed once per provider in
+        ``skill_providers``, on the main process (the validation pool, the env's
+        ``max_steps``): one :class:`~skillzero.core.sft.ReplayResult` per provider, whose
+        samples are the prompts the policy would see at each expert step with that
+        provider's skills and the expert's action as the response. Plans run the same
+        in every replay (same tasks, seeds and actions), so the samples pair up by
+        ``(task_id, step)``. Raises when the env has no expert or its parser cannot
+        write actions."""
+        from skillzero.core.sft import expert_demonstrations, replay_demonstrations
+
+        if not hasattr(self.parser, "render"):
+            raise ValueError(
+                f"env {self.config.env.name!r}: its action parser cannot write the "
+                "expert's actions (no render())"
+            )
+        demos, _ = expert_demonstrations(self.env_spec, self.env_cfg, list(tasks))
+        pool = self._pool("val")
+
+        def encode(text: str) -> list[int]:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+        results = []
+        for provider in skill_providers:
+            results.append(
+                replay_demonstrations(
+                    pool,
+                    demos,
+                    self.prompt_builder,
+                    self.parser,
+                    apply_chat_template=self.apply_chat_template,
+                    encode=encode,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                    max_prompt_tokens=int(self.config.env.max_prompt_tokens),
+                    render_skills=lambda ctx, p=provider: self.render_skills(p, ctx),
+                    # a plan cut at max_steps still shows the expert's first actions
+                    only_won=False,
+                )
+            )
+        return results
+
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         """Prompt ids of one chat, ending with the assistant's generation prompt."""
         return chat_prompt_ids(self.tokenizer, messages)

@@ -17,13 +17,27 @@ loop:
   record also has the ``skill0/budget`` and ``skill0/active_sources`` its rollouts used.
 - ``on_train_end``: with ``final_eval_without_skills``, a last validation with no skills
   (``final/no_skills``): SKILL0's agent runs with zero skills at inference.
+
+**What helpfulness measures** (``helpfulness``). ``success`` (the paper's, the default):
+validation success with skills minus without, per task. ``expert_likelihood`` (opt-in;
+not in the paper): on the same validation tasks, the env expert's plan is replayed with
+skills and without, and each task's ``Δ_i`` is the mean, over the plan's steps, of
+``log π(a*_t | prompt with skills) - log π(a*_t | prompt without)``: how much the skills
+raise the policy's probability of the expert's action. No game is played (two forward
+passes over the plans' steps), and the signal is continuous: with a dozen validation
+games and a policy that wins one of them, success deltas are all 0 (nothing to rank by),
+while likelihood deltas still order the files. It needs an env with an expert (ALFWorld:
+the walkthroughs) and is what the CPU quickstart uses. The curriculum logic (drop below
+the threshold, rank, cut to the budget) is the same for both.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from skillzero.contracts.callbacks import TrainerCallback
@@ -31,7 +45,14 @@ from skillzero.contracts.skills import NoSkills, SkillProvider
 from skillzero.core.tasks import balanced_subset
 from skillzero.plugins.skill0.curriculum import HelpfulnessRow, SkillCurriculum
 
-__all__ = ["Skill0Curriculum", "provider_sources", "unrestricted"]
+__all__ = [
+    "ExpertSteps",
+    "Skill0Curriculum",
+    "action_log_probs",
+    "pair_expert_steps",
+    "provider_sources",
+    "unrestricted",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +60,35 @@ WITH_SKILLS_TAG = "curriculum/with_skills"
 WITHOUT_SKILLS_TAG = "curriculum/without_skills"
 FINAL_TAG = "final/no_skills"
 INITIAL_TAG = "initial/no_skills"
+EXPERT_TAG = "curriculum/expert"
 _BUDGET_KEYS = ("skill0/budget", "skill0/active_sources")
+HELPFULNESS_MEASURES = ("success", "expert_likelihood")
+
+
+@dataclass
+class ExpertSteps:
+    """The expert's plan steps on the helpfulness tasks, rendered twice: with every
+    skill source available and with none (same responses, paired by position)."""
+
+    with_skills: list[Any]
+    without_skills: list[Any]
+    task_ids: list[str]
+    sources: dict[str, tuple[str, ...]]
+
+
+def pair_expert_steps(with_skills: Any, without_skills: Any) -> ExpertSteps:
+    """Pair two :class:`~skillzero.core.sft.ReplayResult` of the same plans by
+    ``(task_id, step)``; steps present in one replay only are left out."""
+    other = {(s.task_id, s.step): s for s in without_skills.samples}
+    paired_with, paired_without, task_ids = [], [], []
+    for sample in with_skills.samples:
+        match = other.get((sample.task_id, sample.step))
+        if match is None or list(match.response_ids) != list(sample.response_ids):
+            continue
+        paired_with.append(sample)
+        paired_without.append(match)
+        task_ids.append(str(sample.task_id))
+    return ExpertSteps(paired_with, paired_without, task_ids, dict(with_skills.skill_sources))
 
 
 def provider_sources(provider: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -63,6 +112,18 @@ def unrestricted(provider: SkillProvider) -> SkillProvider:
     return full
 
 
+def action_log_probs(trainer: Any, samples: Sequence[Any]) -> list[float]:
+    """``log π(response | prompt)`` of each sample under the trainer's current policy,
+    summed over the response tokens, a final end-of-sequence token left out (generation
+    stops at the format's stop string before it). Collective; one forward pass."""
+    from skillzero.contracts.trajectory import action_mask, collate_steps
+
+    batch = collate_steps(list(samples), pad_token_id=trainer.pad_token_id)
+    log_probs = trainer.policy.compute_log_probs(batch, pad_token_id=trainer.pad_token_id)
+    mask = action_mask(batch, trainer.tokenizer.eos_token_id)
+    return [float(v) for v in (log_probs.float() * mask).sum(-1)]
+
+
 class Skill0Curriculum(TrainerCallback):
     """SKILL0's helpfulness-ranked skill withdrawal (see the module docstring).
 
@@ -75,6 +136,8 @@ class Skill0Curriculum(TrainerCallback):
     after training on the same tasks and seeds. ``val_tasks``: the helpfulness
     validations play N of the trainer's validation tasks, taken round-robin over task
     types (N = the number of types measures each type once); null: all of them.
+    ``helpfulness``: ``success`` (the paper's) or ``expert_likelihood`` (see the module
+    docstring).
     """
 
     name = "skill0_curriculum"
@@ -89,7 +152,15 @@ class Skill0Curriculum(TrainerCallback):
         num_stages: int = 3,
         initial_eval_without_skills: bool = False,
         val_tasks: int | None = None,
+        helpfulness: str = "success",
     ) -> None:
+        if helpfulness not in HELPFULNESS_MEASURES:
+            raise ValueError(
+                f"skill0_curriculum: helpfulness must be one of {list(HELPFULNESS_MEASURES)}, "
+                f"got {helpfulness!r}"
+            )
+        self.helpfulness = helpfulness
+        self._expert_steps: ExpertSteps | None = None
         if int(every) < 1:
             raise ValueError(f"skill0_curriculum: every must be >= 1, got {every}")
         if val_tasks is not None and int(val_tasks) < 1:
@@ -117,6 +188,14 @@ class Skill0Curriculum(TrainerCallback):
                 f"skill0_curriculum needs a skill provider over a skill bank (e.g. "
                 f"skills=category with skills.bank=<bank>); the training provider "
                 f"{type(provider).__name__} exposes no skill sources"
+            )
+        if self.helpfulness == "expert_likelihood" and (
+            getattr(getattr(trainer, "env_spec", None), "expert", None) is None
+        ):
+            raise ValueError(
+                "skill0_curriculum: helpfulness=expert_likelihood needs an env with an "
+                f"expert; env {getattr(trainer.env_spec, 'name', '?')!r} has none "
+                "(use helpfulness=success)"
             )
         bank = getattr(provider, "bank", None)
         task_types = getattr(getattr(trainer, "env_spec", None), "task_types", ())
@@ -152,13 +231,18 @@ class Skill0Curriculum(TrainerCallback):
         tasks = None
         if self.val_tasks is not None:
             tasks = balanced_subset(list(trainer.val_tasks), self.val_tasks)
-        with_skills = trainer.validate(
-            skill_provider=unrestricted(trainer.skill_provider), tasks=tasks, tag=WITH_SKILLS_TAG
-        )
-        without_skills = trainer.validate(
-            skill_provider=NoSkills(), tasks=tasks, tag=WITHOUT_SKILLS_TAG
-        )
-        rows = curriculum.update(step, with_skills.episodes, without_skills.episodes)
+        if self.helpfulness == "expert_likelihood":
+            rows = self._update_from_expert(trainer, step, tasks)
+        else:
+            with_skills = trainer.validate(
+                skill_provider=unrestricted(trainer.skill_provider),
+                tasks=tasks,
+                tag=WITH_SKILLS_TAG,
+            )
+            without_skills = trainer.validate(
+                skill_provider=NoSkills(), tasks=tasks, tag=WITHOUT_SKILLS_TAG
+            )
+            rows = curriculum.update(step, with_skills.episodes, without_skills.episodes)
         active = self._apply(trainer, step + 1, log_change=False)
         metrics = {
             f"skill0/next_{key.removeprefix('skill0/')}" if key in _BUDGET_KEYS else key: value
@@ -171,6 +255,51 @@ class Skill0Curriculum(TrainerCallback):
     def on_train_end(self, trainer: Any) -> None:
         if self.final_eval_without_skills:
             trainer.validate(skill_provider=NoSkills(), tag=FINAL_TAG)
+
+    # -- expert likelihood --------------------------------------------------------------
+
+    def _update_from_expert(
+        self, trainer: Any, step: int, tasks: Sequence[Any] | None
+    ) -> list[HelpfulnessRow]:
+        """``Δ_i`` per task from the expert's plan steps (collective: every rank scores
+        the same steps; the main process replays the plans once and caches them)."""
+        begin = time.perf_counter()
+        if self._expert_steps is None:
+            steps = None
+            if getattr(trainer, "is_main_process", True):
+                with_skills, without_skills = trainer.expert_samples(
+                    list(trainer.val_tasks if tasks is None else tasks),
+                    [unrestricted(trainer.skill_provider), NoSkills()],
+                )
+                steps = pair_expert_steps(with_skills, without_skills)
+                if not steps.task_ids:
+                    raise ValueError(
+                        "skill0_curriculum (helpfulness=expert_likelihood): the env's "
+                        "expert gave no plan steps on the validation tasks"
+                    )
+            self._expert_steps = trainer.ctx.broadcast_object(steps)
+        expert = self._expert_steps
+        assert expert is not None
+        with_skills = action_log_probs(trainer, expert.with_skills)
+        without_skills = action_log_probs(trainer, expert.without_skills)
+        per_task: dict[str, list[float]] = {}
+        for task_id, a, b in zip(expert.task_ids, with_skills, without_skills, strict=True):
+            per_task.setdefault(task_id, []).append(a - b)
+        deltas = {t: sum(v) / len(v) for t, v in per_task.items()}
+        rows = self._require().update_from_task_deltas(step, deltas, expert.sources)
+        self._log(
+            trainer,
+            {
+                f"{EXPERT_TAG}/with_skills/action_log_prob": sum(with_skills) / len(with_skills),
+                f"{EXPERT_TAG}/without_skills/action_log_prob": sum(without_skills)
+                / len(without_skills),
+                f"{EXPERT_TAG}/steps": float(len(with_skills)),
+                f"{EXPERT_TAG}/tasks": float(len(deltas)),
+                "time/curriculum/helpfulness": time.perf_counter() - begin,
+            },
+            step,
+        )
+        return rows
 
     # -- state ------------------------------------------------------------------------
 

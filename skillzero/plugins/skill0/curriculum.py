@@ -34,7 +34,7 @@ no skills), and a source without evidence in a round keeps its previous helpfuln
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,12 +176,26 @@ class SkillCurriculum:
         """
         won_with, used = _per_task(with_skills)
         won_without, _ = _per_task(without_skills)
-        paired = [t for t in won_with if t in won_without]
+        paired = {t: won_with[t] - won_without[t] for t in won_with if t in won_without}
+        return self.update_from_task_deltas(step, paired, used)
+
+    def update_from_task_deltas(
+        self,
+        step: int,
+        task_deltas: Mapping[str, float],
+        task_sources: Mapping[str, Iterable[str]],
+    ) -> list[HelpfulnessRow]:
+        """Score every source from per-task helpfulness and re-rank (what :meth:`update`
+        does after pairing the two passes).
+
+        ``task_deltas``: ``task id -> Δ_i`` (with skills minus without, on that task);
+        ``task_sources``: the sources in that task's with-skill prompts. A source's
+        ``Δ_k`` is the mean ``Δ_i`` over the tasks that showed it."""
         deltas: dict[str, list[float]] = {}
-        for task_id in paired:
-            delta = won_with[task_id] - won_without[task_id]
-            for source in used[task_id]:
-                deltas.setdefault(source, []).append(delta)
+        for task_id, delta in task_deltas.items():
+            for source in task_sources.get(task_id, ()):
+                deltas.setdefault(source, []).append(float(delta))
+        paired = list(task_deltas)
         evidence = {s: len(v) for s, v in deltas.items()}
         for source, values in deltas.items():
             if source in self._bank_pos or source in self.general_sources:
