@@ -39,7 +39,11 @@ Reported per design: start-up seconds (imports, env construction), env steps per
 over the step calls, and over step *and* reset calls ("incl. resets", the number that
 matters for training), ratios against the baseline design (``--baseline``, default the
 verl-agent design without Ray), and the peak of the summed
-RSS of all the design's processes (sampled every 20 ms with psutil). A second table
+RSS of all the design's processes (sampled every 20 ms with psutil) and of their summed
+PSS (proportional set size, sampled every 0.5 s from ``/proc/PID/smaps_rollup`` where
+Linux has it): RSS counts a page shared by several processes (the Python binary, torch's
+and Ray's libraries) once per process, PSS splits it between them, so the PSS sum is
+what the design takes from the machine. A second table
 says where the engine time goes, from timers put around TextWorld's PDDL env in every
 process: game loading, reset, admissible-command computation (``_gather_infos``, run
 after every command), the rest of the engine step, and for the pool the time outside
@@ -496,20 +500,39 @@ def measure(design: str, spec: dict[str, Any]) -> dict[str, Any]:
         cmd += ["--spec", str(spec_file), "--result", str(out_file)]
         proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
         root = psutil.Process(proc.pid)
-        peak = 0
+        peak = peak_pss = 0
+        last_pss = 0.0
         while proc.poll() is None:
             total = 0
+            processes = []
             with contextlib.suppress(psutil.Error):
-                for p in [root, *root.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
+                processes = [root, *root.children(recursive=True)]
+            for p in processes:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
             peak = max(peak, total)
+            if time.monotonic() - last_pss >= 0.5:
+                last_pss = time.monotonic()
+                peak_pss = max(peak_pss, sum(_pss(p.pid) for p in processes))
             time.sleep(0.02)
         if proc.returncode != 0:
             raise SystemExit(f"design {design} failed with status {proc.returncode}")
         out = json.loads(out_file.read_text())
     out["peak_rss"] = peak
+    out["peak_pss"] = peak_pss or None  # None where the kernel gives no smaps_rollup
     return out
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of one process in bytes (0 when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def gib(n: float) -> str:
@@ -526,20 +549,24 @@ def report(
         f"{os.cpu_count()} CPU cores; ratios against: {TITLES[baseline]}",
         "",
         "| design | start-up s | steps | steps/s | steps/s incl. resets | vs baseline "
-        "| peak RSS (all processes) | vs baseline |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS (all processes) | vs baseline | peak PSS (all processes) | vs baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for design, r in results.items():
         sps = r["steps"] / r["step_s"]
         incl = r["steps"] / (r["step_s"] + r["reset_s"])
-        ratio = memory = "-"
+        ratio = memory = memory_pss = "-"
+        pss = r.get("peak_pss")
         if base:
             base_incl = base["steps"] / (base["step_s"] + base["reset_s"])
             ratio = f"{incl / base_incl:.2f}x"
             memory = f"{100 * r['peak_rss'] / base['peak_rss']:.0f}%"
+            if pss and base.get("peak_pss"):
+                memory_pss = f"{100 * pss / base['peak_pss']:.0f}%"
         lines.append(
             f"| {TITLES[design]} | {r['startup_s']:.1f} | {r['steps']} | {sps:.1f} | "
-            f"{incl:.1f} | {ratio} | {gib(r['peak_rss'])} | {memory} |"
+            f"{incl:.1f} | {ratio} | {gib(r['peak_rss'])} | {memory} | "
+            f"{gib(pss) if pss else '-'} | {memory_pss} |"
         )
     lines += [
         "",

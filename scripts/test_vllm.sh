@@ -15,7 +15,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec || true
   echo "torch==$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')" > "$VENV/constraints.txt"
   "$VENV/bin/python" -m pip install -q -c "$VENV/constraints.txt" pluggy "hydra-core>=1.3.2,<1.4" \
-    gymnasium "tensordict>=0.14.3,<0.15" pytest pytest-timeout hypothesis
+    gymnasium "tensordict>=0.14.3,<0.15" "ray>=2.40" pytest pytest-timeout hypothesis
   "$VENV/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
   echo "$want" > "$stamp"
 fi

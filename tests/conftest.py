@@ -99,3 +99,29 @@ def ray_local():
                 raise
     yield ray
     ray.shutdown()
+
+
+def _uses_ray(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return "ray_local" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and callspec.params.get("kind") == "ray"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order and group the suite for parallel runs (``pytest -n N --dist loadgroup``):
+
+    - tests that use the session's local Ray cluster share one worker (two local
+      clusters on one small machine compete for its cores and ports);
+    - tests with a timeout above 30 minutes go first, so that the longest test does not
+      start last and leave the other workers idle while it runs.
+    """
+    for item in items:
+        if _uses_ray(item):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+    def timeout_s(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("timeout")
+        return float(marker.args[0]) if marker and marker.args else 0.0
+
+    items.sort(key=lambda item: timeout_s(item) <= 1800)  # stable: the rest keep order

@@ -523,6 +523,28 @@ def test_ray_backend_without_ray_names_the_extra(monkeypatch) -> None:
         make_worker_backend("ray", {"num_cpus": 0.25})
 
 
+def test_ray_workers_get_the_drivers_extra_paths_but_not_vendored_folders(
+    monkeypatch, tmp_path
+) -> None:
+    """Workers see the driver's own folders (a checkout, ``tests/``) on PYTHONPATH, but
+    not folders that packages put on ``sys.path`` inside site-packages (setuptools'
+    ``_vendor``): ahead of site-packages their old vendored copies would shadow the
+    real packages in every worker."""
+    import site
+    import sys
+    from pathlib import Path
+
+    from skillzero.core.ray_cluster import _extra_sys_path
+
+    vendored = Path(site.getsitepackages()[0]) / "setuptools" / "_vendor"
+    own = tmp_path / "checkout"
+    own.mkdir()
+    monkeypatch.setattr(sys, "path", [str(own), *sys.path, str(vendored)])
+    extra = _extra_sys_path()
+    assert str(own.resolve()) in extra
+    assert not any(p.startswith(site.getsitepackages()[0]) for p in extra)
+
+
 def test_ray_request_larger_than_the_cluster_fails_at_once(ray_local) -> None:
     from skillzero.core.ray_pool import RayWorkerBackend
 

@@ -166,3 +166,60 @@ def test_training_loop_with_the_vllm_backend(tiny_model_dir, tmp_path, plugin):
     # pushed, its log-probs would differ from the trainer's by the size of the update
     for step in (1, 2):
         assert records[step]["rollout/sampler_trainer_log_prob_gap"] < 5e-3, step
+
+
+def test_two_vllm_engines_on_ray_generate_what_one_does(vllm_backend, tiny_model_dir):
+    """``trainer.rollout.engines=2`` with the vLLM backend: two vLLM engines in Ray
+    actors of a local cluster answer a turn's prompts as the single in-process engine
+    does (greedy), and a weight push reaches both."""
+    pytest.importorskip("ray", reason="Ray is not installed here (the `ray` extra)")
+    from transformers import AutoModelForCausalLM
+
+    from skillzero.core import ray_cluster
+    from skillzero.core.multi_engine import MultiEngineBackend, build_rollout_backend
+
+    ray = ray_cluster.init_ray(num_cpus=2, object_store_memory=128 * 2**20, log_to_driver=False)
+    engines = build_rollout_backend(
+        "vllm",
+        {"name": "tiny", "path": str(tiny_model_dir), "dtype": "float32"},
+        {"params": {"enforce_eager": True, "max_model_len": 512, "seed": 0}},
+        {"engines": 2, "num_cpus": 0.5, "num_gpus": 0},
+    )
+    try:
+        assert isinstance(engines, MultiEngineBackend)
+        assert len(set(engines.pids)) == 2
+        # groups of 2 (members share their prompt), split between the engines
+        batch = [p for p in prompts(vllm_backend) for _ in range(2)]
+        greedy = SamplingParams(max_new_tokens=8, temperature=0.0, seed=3)
+
+        def same(got, expected):
+            assert len(got) == len(expected)
+            for ours, theirs in zip(got, expected, strict=True):
+                assert ours[0].token_ids == theirs[0].token_ids
+                torch.testing.assert_close(
+                    torch.tensor(ours[0].log_probs),
+                    torch.tensor(theirs[0].log_probs),
+                    atol=1e-3,
+                    rtol=0,
+                )
+
+        expected = vllm_backend.generate(batch, greedy)
+        same(engines.generate(batch, greedy), expected)
+
+        perturbed = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            for p in perturbed.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+        try:
+            vllm_backend.load_weights(perturbed.state_dict().items())
+            engines.load_weights(perturbed.state_dict().items())
+            updated = vllm_backend.generate(batch, greedy)
+            same(engines.generate(batch, greedy), updated)
+            assert [g[0].token_ids for g in updated] != [g[0].token_ids for g in expected]
+        finally:  # restore for any later test in this module
+            original = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+            vllm_backend.load_weights(original.state_dict().items())
+    finally:
+        engines.close()
+        ray.shutdown()

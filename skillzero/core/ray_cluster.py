@@ -47,7 +47,10 @@ def require_ray(what: str) -> ModuleType:
 
 def _extra_sys_path() -> list[str]:
     """Entries of ``sys.path`` a fresh interpreter would not have (the checkout of an
-    editable install, ``tests/`` under pytest, a script's folder)."""
+    editable install, ``tests/`` under pytest, a script's folder). Folders inside the
+    environment's site-packages are left out: packages add those at import time (e.g.
+    setuptools appends its ``_vendor`` folder), and ahead of site-packages on a worker's
+    ``PYTHONPATH`` their vendored copies would shadow the real packages."""
     standard = {
         os.path.realpath(p)
         for p in (
@@ -62,7 +65,9 @@ def _extra_sys_path() -> list[str]:
         if not entry or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
-        if real in standard or real.startswith(os.path.realpath(sys.base_prefix)):
+        if real.startswith(os.path.realpath(sys.base_prefix)) or any(
+            real == base or real.startswith(base + os.sep) for base in standard
+        ):
             continue
         if real not in extra:
             extra.append(real)
@@ -83,8 +88,8 @@ def init_ray(
 
     ``address``: a cluster address (``"auto"``, ``"10.0.0.1:6379"``, ``"ray://..."``);
     None means ``$RAY_ADDRESS`` when set, else a new local cluster of ``num_cpus`` CPUs
-    (all cores when None) without the dashboard. Later calls return at once: the first
-    caller's settings win.
+    (all cores when None) without the dashboard and without prestarted idle workers.
+    Later calls return at once: the first caller's settings win.
     """
     ray = require_ray(what)
     with _lock:
@@ -107,6 +112,12 @@ def init_ray(
             ray.init(address=address, **kwargs)
         else:
             kwargs.setdefault("include_dashboard", False)
+            # Ray prestarts one idle Python worker per CPU when the driver connects
+            # (~80 MB each); pool and engine actors start their own workers anyway, so on
+            # a small machine those idle ones are only memory
+            system_config = dict(kwargs.get("_system_config") or {})
+            system_config.setdefault("prestart_worker_first_driver", False)
+            kwargs["_system_config"] = system_config
             if num_cpus is not None:
                 kwargs["num_cpus"] = num_cpus
             if object_store_memory is not None:
