@@ -1,5 +1,5 @@
 """Sharded checkpoints (torch.distributed.checkpoint): what a checkpoint holds, resume on
-a different number of ranks (2 -> 1 on CPU with gloo), and checkpoints of the older
+a different number of ranks (2 -> 1 and 1 -> 2 on CPU with gloo), and checkpoints of the older
 format (the optimizer gathered in ``optimizer.pt``)."""
 
 from __future__ import annotations
@@ -116,21 +116,27 @@ def test_legacy_checkpoint_resumes_and_broken_one_is_a_clear_error(
 
 
 @pytest.mark.slow
-def test_two_rank_checkpoint_resumes_on_one_rank(corridor, tiny_model_dir, tmp_path):
+def test_checkpoints_resume_on_another_number_of_ranks(corridor, tiny_model_dir, tmp_path):
     """2 FSDP ranks (gloo) train 2 steps with a checkpoint each; resuming step 1 on one
-    rank gives step 2's weights again: DCP resharded the model and the optimizer."""
+    rank gives step 2's weights again: DCP resharded the model and the optimizer. And
+    back: that one-rank checkpoint of step 2 resumes on 2 ranks, and step 3 there equals
+    step 3 on one rank."""
     common = ["trainer.total_steps=2", "trainer.save_every=1"]
     two = tmp_path / "two"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "tests"))
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node=2", "-m", "helpers.train_script",
-            *_overrides(tiny_model_dir, two, *common),
-        ],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def on_two_ranks(run: Path, *extra: str) -> None:
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2", "-m", "helpers.train_script",
+                *_overrides(tiny_model_dir, run, *extra),
+            ],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    on_two_ranks(two, *common)
     step1 = ckpt.step_dir(two, 1)
     # each rank wrote its own shards; no file holds the gathered optimizer
     assert len(list((step1 / "dcp").glob("*.distcp"))) == 2
@@ -142,3 +148,13 @@ def test_two_rank_checkpoint_resumes_on_one_rank(corridor, tiny_model_dir, tmp_p
     # 1 and 2 ranks give the same update to ~1e-6 (test_fsdp_two_cpu_ranks_match_one)
     _assert_same_weights(_weights(one, 2), _weights(two, 2), atol=1e-5)
     assert any(not torch.equal(_weights(two, 1)[k], _weights(two, 2)[k]) for k in _weights(two, 1))
+
+    # 1 -> 2: step 2 of the one-rank run was written by one rank
+    assert len(list((ckpt.step_dir(one, 2) / "dcp").glob("*.distcp"))) == 1
+    back = tmp_path / "back"
+    shutil.copytree(one, back)
+    longer = ["trainer.total_steps=3", "trainer.save_every=1", "trainer.resume=true"]
+    on_two_ranks(back, *longer)
+    _train(_overrides(tiny_model_dir, one, *longer))
+    _assert_same_weights(_weights(back, 3), _weights(one, 3), atol=1e-5)
+    assert any(not torch.equal(_weights(one, 2)[k], _weights(one, 3)[k]) for k in _weights(one, 2))
