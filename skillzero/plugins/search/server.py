@@ -16,7 +16,8 @@ not JSON, 413 for a body over the size limit, 422 for a JSON body of the wrong s
 
 Batching: requests are not searched one at a time. Every request's queries go into a
 queue; one loop takes everything queued (up to ``max_batch_size`` queries, waiting at
-most ``batch_wait_ms`` for company when the queue is empty), encodes and searches the
+most ``batch_wait_ms`` for company when the queue is empty and the previous batch held
+more than one request, so that a lone client never waits), encodes and searches the
 whole batch in one call on a worker thread, and hands each request its rows. While a
 batch is searched, the next one gathers, so under load the batch grows with the number
 of concurrent clients and the cost per query falls.
@@ -175,6 +176,9 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._pending_queries = 0
+        # whether the last batch held several requests: only then is waiting for
+        # company likely to pay (a lone client would wait on every request)
+        self._company = False
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="search")
 
     async def start(self) -> None:
@@ -224,7 +228,7 @@ class MicroBatcher:
         while True:
             await self._slots.acquire()  # gather only when a worker can take the batch
             first = self._take() or await self._queue.get()
-            if self._queue.empty() and self.max_wait_s > 0:
+            if self._queue.empty() and self.max_wait_s > 0 and self._company:
                 await asyncio.sleep(self.max_wait_s)  # let concurrent requests join
             batch, size = [first], len(first.queries)
             while size < self.max_batch_size:
@@ -236,6 +240,7 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item.queries)
+            self._company = len(batch) > 1
             task = asyncio.create_task(self._run_and_release(loop, batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
