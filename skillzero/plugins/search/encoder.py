@@ -173,50 +173,44 @@ class TextEncoder:
         ordered = [texts[i] for i in order]
         chunks = []
         for start in range(0, len(ordered), self.batch_size):
-            if self._packed is not None:
-                with self._tokenizer_lock:
-                    ids = self._tokenizer(
-                        ordered[start : start + self.batch_size],
-                        truncation=True,
-                        max_length=self.spec.max_length,
-                    )["input_ids"]
-                with torch.inference_mode():
-                    pooled = self._packed.encode(ids, self.spec.pooling)
-                    if self.spec.normalize:
-                        pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
-                chunks.append(pooled.float().numpy())
-                continue
-            with self._tokenizer_lock:
-                batch = self._tokenizer(
-                    ordered[start : start + self.batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.spec.max_length,
-                    return_tensors="pt",
-                )
-            batch = batch.to(self.device)
+            texts_in_batch = ordered[start : start + self.batch_size]
             with torch.inference_mode():
-                output = self._model(**batch)
-            if self.spec.pooling == "cls":
-                pooled = output.last_hidden_state[:, 0]
-            elif self.spec.pooling == "pooler":
-                pooled = output.pooler_output
-            else:
-                hidden = output.last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = pooled.float()
-            if self.spec.normalize:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+                pooled = self._pooled(texts_in_batch).float()
+                if self.spec.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
             chunks.append(pooled.cpu().numpy())
         vectors = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
         vectors[order] = np.concatenate(chunks, axis=0)
         return vectors
 
+    def _pooled(self, texts: list[str]) -> Any:
+        """Pooled embeddings of ``texts`` (one batch), before normalisation: unpadded
+        through :class:`PackedBert` where it applies, else the model's padded forward."""
+        packed = self._packed
+        with self._tokenizer_lock:
+            tokens = self._tokenizer(
+                texts,
+                padding=packed is None,
+                truncation=True,
+                max_length=self.spec.max_length,
+                return_tensors="pt" if packed is None else None,
+            )
+        if packed is not None:
+            return packed.encode(tokens["input_ids"], self.spec.pooling)
+        tokens = tokens.to(self.device)
+        output = self._model(**tokens)
+        if self.spec.pooling == "cls":
+            return output.last_hidden_state[:, 0]
+        if self.spec.pooling == "pooler":
+            return output.pooler_output
+        hidden = output.last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
 
 class PackedBert:
     """The forward pass of a Hugging Face ``BertModel`` without padding, giving its
-    pooled outputs (to float rounding; ``tests/test_search_server.py`` compares them).
+    pooled outputs (to float rounding; ``tests/test_search_encoder.py`` compares them).
 
     The texts of a batch are packed into one ``(tokens, hidden)`` matrix for the
     embeddings, the linear layers and the layer norms; attention, whose arithmetic grows
