@@ -500,6 +500,54 @@ def test_bf16_mixed_precision_update_runs_close_to_fp32(tiny_model_dir):
     assert torch.isfinite(after).all()
 
 
+def test_bf16_compute_dtype_update_runs_close_to_fp32_with_float32_weights(tiny_model_dir):
+    base = {"dtype": "float32", "attn_implementation": "sdpa"}
+    fp32, fp32_log_probs = _policy_update(tiny_model_dir, base)
+    mixed, mixed_log_probs = _policy_update(
+        tiny_model_dir, {**base, "compute_dtype": "bfloat16"}, keep=True
+    )
+    assert math.isfinite(mixed["loss/total"])
+    assert mixed["loss/total"] == pytest.approx(fp32["loss/total"], abs=0.05)
+    assert mixed["train/grad_norm"] == pytest.approx(fp32["train/grad_norm"], rel=0.1)
+    # master weights stay float32; the updated policy computes in bfloat16 (not the
+    # float32 numbers) and stays close to the float32 update
+    assert all(v.dtype == torch.float32 for v in mixed["state_dict"].values())
+    assert not torch.equal(mixed_log_probs, fp32_log_probs)
+    torch.testing.assert_close(mixed_log_probs, fp32_log_probs, atol=0.2, rtol=0.05)
+
+
+def test_a_run_with_bf16_compute_trains_and_syncs_the_backend(corridor, tiny_model_dir, tmp_path):
+    from skillzero.core.training import Trainer
+
+    cfg = validate(
+        compose(
+            _overrides(
+                tiny_model_dir,
+                tmp_path / "run",
+                "trainer.total_steps=1",
+                "trainer.optim.lr=1e-3",
+                "trainer.plots=false",
+                "model.compute_dtype=bfloat16",
+            )
+        )
+    )
+    trainer = Trainer(cfg)
+    try:
+        assert trainer.backend.compute_dtype is torch.bfloat16
+        before = {k: v.clone() for k, v in trainer.backend.model.state_dict().items()}
+        trainer.fit()
+        after = trainer.backend.model.state_dict()
+        trained = trainer.policy.full_state_dict()
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        assert changed
+        for key in changed:
+            assert after[key].dtype == torch.float32
+            assert torch.equal(after[key], trained[key])
+    finally:
+        trainer.close()
+        trainer.ctx.close()
+
+
 def test_trainable_layers_update_only_the_top_blocks(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 

@@ -104,6 +104,10 @@ class ModelConfig:
     name: str = MISSING
     path: str | None = None
     dtype: str = "float32"
+    # matrix products in this dtype (torch.autocast) with weights in `dtype`: null,
+    # bfloat16, float16, or auto (bfloat16 where the hardware has it: AVX512-BF16/AMX
+    # CPUs, recent GPUs). Trainer and transformers rollout alike (core/models.py).
+    compute_dtype: str | None = None
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     # train only the top N decoder blocks and the final norm (embeddings and LM head

@@ -160,3 +160,90 @@ def resolve_attn_implementation(requested: str, device_type: str) -> str:
     if device_type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     return "sdpa"
+
+
+COMPUTE_DTYPE_NAMES = ("auto", "bfloat16", "float16")
+
+
+def native_bf16(device_type: str) -> bool:
+    """Whether ``device_type`` multiplies bfloat16 matrices in hardware: CUDA GPUs that
+    support it, CPUs with AVX512-BF16 or AMX. (Elsewhere bfloat16 is emulated on CPUs
+    and runs slower than float32.)"""
+    import torch
+
+    if device_type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device_type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name)()) for name in probes if hasattr(torch.cpu, name))
+    except RuntimeError:
+        return False
+
+
+def resolve_compute_dtype(name: str | None, device_type: str) -> Any:
+    """The torch dtype named by ``model.compute_dtype``, or None (compute in the weights'
+    own dtype). ``auto``: bfloat16 where :func:`native_bf16`, else None."""
+    import torch
+
+    if name is None or str(name).lower() in ("", "none", "null"):
+        return None
+    name = str(name)
+    if name not in COMPUTE_DTYPE_NAMES:
+        raise ValueError(
+            f"model.compute_dtype must be null or one of {', '.join(COMPUTE_DTYPE_NAMES)}, "
+            f"got {name!r}"
+        )
+    if name == "auto":
+        return torch.bfloat16 if native_bf16(device_type) else None
+    return getattr(torch, name)
+
+
+def autocast(device_type: str, dtype: Any) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to ``dtype``, or nothing when ``dtype`` is None. Held around
+    many forwards (a whole decode loop), it casts each trainable weight once: autocast
+    keeps the casts of leaf parameters until its outermost context exits."""
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+def set_compute_dtype(model: Any, dtype: Any) -> Any:
+    """Make every forward of ``model`` compute its matrix products in ``dtype`` (mixed
+    precision through ``torch.autocast``) while the weights, the residual stream, the
+    norms and the LM head stay in float32. Returns ``model``; None leaves it as it is.
+
+    Why the LM head stays in float32: log-probs are read from its logits, and bfloat16
+    logits carry ~0.4% relative error (0.05 nats on a logit of 12), more than the gap
+    PPO's ratio tolerates between the sampler and the trainer. The trainer and the
+    transformers rollout backend both call this, so they compute the same function.
+    The state dict, the weights' dtype and weight sharing are unchanged."""
+    import functools
+
+    import torch
+
+    if dtype is None or getattr(model, "_skillzero_compute_dtype", None) == dtype:
+        return model
+    device_type = next(model.parameters()).device.type
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def mixed_forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type, dtype=dtype):
+            return forward(*args, **kwargs)
+
+    model.forward = mixed_forward
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if isinstance(head, torch.nn.Linear):
+
+        def float32_head(hidden: torch.Tensor) -> torch.Tensor:
+            bias = None if head.bias is None else head.bias.float()
+            with torch.autocast(device_type, enabled=False):
+                return torch.nn.functional.linear(hidden.float(), head.weight.float(), bias)
+
+        head.forward = float32_head
+    model._skillzero_compute_dtype = dtype
+    return model

@@ -26,14 +26,19 @@ from skillzero.contracts.losses import PolicyOutputs, WeightedTerm, combine
 from skillzero.contracts.trajectory import K, left_pad, model_inputs, pad_to_multiple, trim_padding
 from skillzero.core.config import cfg_get
 from skillzero.core.distributed import DistContext
-from skillzero.core.models import resolve_attn_implementation, torch_dtype
+from skillzero.core.models import (
+    resolve_attn_implementation,
+    resolve_compute_dtype,
+    set_compute_dtype,
+    torch_dtype,
+)
 
 MIXED = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_causal_lm(path: str, model_cfg: Any, device: torch.device) -> torch.nn.Module:
     """Load a causal LM for training (float32 master weights unless ``model.dtype`` says
-    otherwise) on ``device``."""
+    otherwise) on ``device``, computing in ``model.compute_dtype`` where set."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -45,7 +50,9 @@ def load_causal_lm(path: str, model_cfg: Any, device: torch.device) -> torch.nn.
         trust_remote_code=bool(cfg_get(model_cfg, "trust_remote_code", False)),
     )
     model.config.use_cache = False
-    return model.to(device)
+    model = model.to(device)
+    compute = resolve_compute_dtype(cfg_get(model_cfg, "compute_dtype", None), device.type)
+    return set_compute_dtype(model, compute)
 
 
 def shard_model(model: torch.nn.Module, ctx: DistContext, fsdp_cfg: Any = None) -> torch.nn.Module:

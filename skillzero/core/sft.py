@@ -671,15 +671,19 @@ WARM_START_MARKER = "COMPLETE"
 WARM_START_SUMMARY = "summary.json"
 
 
-def warm_start_key(cfg: DictConfig, task_ids: Sequence[str]) -> str:
+def warm_start_key(cfg: DictConfig, task_ids: Sequence[str], device_type: str = "cpu") -> str:
     """A hash of everything that shapes the SFT checkpoint: the base model, the env's
     prompt and format settings, the training tasks, the skills and the sft settings."""
-    from skillzero.core.models import resolve_model_path
+    from skillzero.core.models import resolve_compute_dtype, resolve_model_path
 
     env = to_container(cfg.env)
     shaping = {
         "model": resolve_model_path(cfg.model),
         "model_dtype": str(cfg.model.dtype),
+        # what `auto` resolved to on this device
+        "model_compute_dtype": str(
+            resolve_compute_dtype(cfg_get(cfg.model, "compute_dtype", None), device_type)
+        ),
         "model_trainable_layers": cfg_get(cfg.model, "trainable_layers", None),
         "env": {k: v for k, v in env.items() if k not in ("pool", "num_groups", "group_size")},
         "tasks": hashlib.sha256("\n".join(task_ids).encode()).hexdigest(),
@@ -732,7 +736,7 @@ def ensure_warm_start(cfg: DictConfig, ctx: DistContext) -> tuple[str, dict[str,
         tasks = env_spec.list_tasks(to_container(cfg.env), cfg.env.train_split)
         root = str(
             warm_start_root(cfg)
-            / f"{cfg.env.name}-{warm_start_key(cfg, [t.task_id for t in tasks])}"
+            / f"{cfg.env.name}-{warm_start_key(cfg, [t.task_id for t in tasks], ctx.device.type)}"
         )
     final = Path(ctx.broadcast_object(root))
     ready = ctx.broadcast_object((final / WARM_START_MARKER).is_file() if ctx.is_main else None)

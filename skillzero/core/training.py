@@ -174,6 +174,9 @@ class Trainer:
                 cfg.backend.name, model_cfg, to_container(cfg.backend), tcfg.rollout
             )
 
+        # The transformers backend computes the trainer's function of the same weights
+        # (with model.compute_dtype both in the same mixed precision: rounding apart,
+        # tests/test_compute_dtype.py); other backends and weight dtypes may not.
         exact_sampler = cfg.backend.name == "transformers" and str(cfg.model.dtype) == "float32"
         if not tcfg.recompute_log_probs and self.is_main_process and not exact_sampler:
             print(

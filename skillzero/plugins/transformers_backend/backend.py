@@ -32,7 +32,14 @@ import torch
 
 from skillzero.contracts.rollout import Generation, RolloutBackend, SamplingParams
 from skillzero.core.config import cfg_get
-from skillzero.core.models import resolve_attn_implementation, resolve_model_path, torch_dtype
+from skillzero.core.models import (
+    autocast,
+    resolve_attn_implementation,
+    resolve_compute_dtype,
+    resolve_model_path,
+    set_compute_dtype,
+    torch_dtype,
+)
 from skillzero.plugins.transformers_backend.decode import (
     SharedPromptCache,
     register_attention,
@@ -183,6 +190,12 @@ class TransformersBackend(RolloutBackend):
         register_attention()
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
+        # the trainer's mixed precision (model.compute_dtype), so that the sampler's
+        # log-probs are the trainer's function of the same weights
+        self.compute_dtype = resolve_compute_dtype(
+            cfg_get(model_cfg, "compute_dtype", None), self.device.type
+        )
+        set_compute_dtype(self.model, self.compute_dtype)
         self.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
@@ -229,7 +242,22 @@ class TransformersBackend(RolloutBackend):
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
 
         results: list[list[Generation | None]] = [[None] * params.n for _ in keys]
-        # Batches of whole prompts (all rows of a prompt decode together), in prompt order.
+        # One autocast context for the whole call: the weights are cast once, not at
+        # every decoded token.
+        with autocast(self.device.type, self.compute_dtype):
+            self._generate_batches(distinct, rows_of, results, params, generator)
+        return [[g for g in gens if g is not None] for gens in results]
+
+    def _generate_batches(
+        self,
+        distinct: list[tuple[int, ...]],
+        rows_of: list[list[tuple[int, int]]],
+        results: list[list[Generation | None]],
+        params: SamplingParams,
+        generator: torch.Generator | None,
+    ) -> None:
+        """Batches of whole prompts (all rows of a prompt decode together), in prompt
+        order; each row's generation lands in ``results``."""
         start = 0
         while start < len(distinct):
             end, rows = start, 0
@@ -247,7 +275,6 @@ class TransformersBackend(RolloutBackend):
             ):
                 results[p][s] = generation
             start = end
-        return [[g for g in gens if g is not None] for gens in results]
 
     def _prefill(self, prompt: tuple[int, ...]) -> tuple[list[Any], torch.Tensor]:
         """The prompt's per-layer cache (keys and values of every prompt token) and the
