@@ -5,7 +5,11 @@ Prints one table: the machine's fp32 matmul rate, then for SmolLM2-135M-Instruct
 ``--model-path``) the prompt tokens per second of a forward pass, and of a training pass
 (forward, backward, AdamW step; loss on the last ``--response`` tokens of each sample,
 as the trainer's) with every weight trained and with only the top ``--top`` blocks
-trained (``model.trainable_layers``), and the ratio of the two.
+trained (``model.trainable_layers``), and the ratio of the two; then the forward and the
+top-blocks training pass again with ``model.compute_dtype=bfloat16`` (matrix products in
+bfloat16, weights and LM head in float32) and their ratios to float32. bfloat16 pays
+off on CPUs with AVX512-BF16 or AMX (``native bf16`` in the header); elsewhere it is
+emulated and slower.
 
     OMP_NUM_THREADS=2 python benchmarks/model_speed.py
     python benchmarks/model_speed.py --threads 1 --batch 4 --tokens 300
@@ -47,7 +51,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from skillzero.core.config import compose
-    from skillzero.core.models import resolve_model_path
+    from skillzero.core.models import native_bf16, resolve_model_path, set_compute_dtype
     from skillzero.core.policy import freeze_lower_layers
 
     torch.set_num_threads(args.threads)
@@ -65,18 +69,22 @@ def main() -> None:
     labels = ids[:, -args.response :]
     tokens = args.batch * args.tokens
 
-    def load() -> torch.nn.Module:
-        return AutoModelForCausalLM.from_pretrained(
+    def load(compute_dtype: torch.dtype | None = None) -> torch.nn.Module:
+        model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch.float32, attn_implementation="sdpa"
         )
+        return set_compute_dtype(model, compute_dtype)
 
-    model = load().eval()
-    with torch.no_grad():
-        forward = best_of(args.repeats, lambda: model(input_ids=ids, logits_to_keep=1))
-    rows.append(("forward (prompt tokens/s)", f"{tokens / forward:.0f}", ""))
+    def forward_rate(compute_dtype: torch.dtype | None = None) -> float:
+        model = load(compute_dtype).eval()
+        with torch.no_grad():
+            return tokens / best_of(args.repeats, lambda: model(input_ids=ids, logits_to_keep=1))
 
-    def training_rate(top: int | None) -> float:
-        trained = load().train()
+    forward = forward_rate()
+    rows.append(("forward (prompt tokens/s)", f"{forward:.0f}", ""))
+
+    def training_rate(top: int | None, compute_dtype: torch.dtype | None = None) -> float:
+        trained = load(compute_dtype).train()
         if top is not None:
             freeze_lower_layers(trained, top)
         params = [p for p in trained.parameters() if p.requires_grad]
@@ -99,10 +107,22 @@ def main() -> None:
     rows.append(("training pass, every weight (tokens/s)", f"{full:.0f}", "1.00x"))
     name = f"training pass, top {args.top} blocks (tokens/s)"
     rows.append((name, f"{top:.0f}", f"{top / full:.2f}x"))
+    mixed_forward = forward_rate(torch.bfloat16)
+    rows.append(
+        (
+            "forward, bf16 compute (tokens/s)",
+            f"{mixed_forward:.0f}",
+            f"{mixed_forward / forward:.2f}x vs fp32",
+        )
+    )
+    mixed_top = training_rate(args.top, torch.bfloat16)
+    name = f"training pass, top {args.top} blocks, bf16 compute (tokens/s)"
+    rows.append((name, f"{mixed_top:.0f}", f"{mixed_top / top:.2f}x vs fp32"))
 
     print(
         f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
-        f"{torch.__version__}; batch {args.batch} x {args.tokens} tokens, model {path}"
+        f"{torch.__version__}; native bf16: {native_bf16('cpu')}; batch {args.batch} x "
+        f"{args.tokens} tokens, model {path}"
     )
     width = max(len(name) for name, _, _ in rows)
     print(f"{'measure':<{width}}  {'value':>14}  ratio")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skillzero.contracts.env import Task, TextEnv
-from skillzero.plugins.alfworld.config import cfg_get
+from skillzero.contracts.settings import cfg_get
 from skillzero.plugins.alfworld.engine import NOTHING_HAPPENS
 
 HIDDEN_COMMANDS: frozenset[str] = frozenset({"help"})

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skillzero.contracts.settings import cfg_get
 from skillzero.core.env import Task
-from skillzero.plugins.alfworld.config import cfg_get
 from skillzero.plugins.alfworld.data import GAMES_DIR, find_data_dir
 
 TASK_TYPES: dict[int, str] = {
