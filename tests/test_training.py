@@ -230,9 +230,13 @@ def test_train_writes_metrics_checkpoints_and_plots(corridor, tiny_model_dir, tm
         assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_training_changes_the_weights_and_syncs_the_backend(corridor, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("compute_dtype", [None, "bfloat16"])
+def test_training_changes_the_weights_and_syncs_the_backend(
+    corridor, tiny_model_dir, tmp_path, compute_dtype
+):
     from skillzero.core.training import Trainer
 
+    extra = [f"model.compute_dtype={compute_dtype}"] if compute_dtype else []
     cfg = validate(
         compose(
             _overrides(
@@ -241,11 +245,14 @@ def test_training_changes_the_weights_and_syncs_the_backend(corridor, tiny_model
                 "trainer.total_steps=1",
                 "trainer.optim.lr=1e-3",
                 "trainer.plots=false",
+                *extra,
             )
         )
     )
     trainer = Trainer(cfg)
     try:
+        expected = torch.bfloat16 if compute_dtype else None
+        assert trainer.backend.compute_dtype is expected
         before = {k: v.clone() for k, v in trainer.backend.model.state_dict().items()}
         trainer.fit()
         after = trainer.backend.model.state_dict()
@@ -254,6 +261,9 @@ def test_training_changes_the_weights_and_syncs_the_backend(corridor, tiny_model
         assert changed, "the rollout backend still has the initial weights"
         for key in changed:
             assert torch.allclose(after[key], trained[key].to(after[key].dtype))
+            if compute_dtype:  # mixed precision keeps float32 weights, pushed exactly
+                assert after[key].dtype == torch.float32
+                assert torch.equal(after[key], trained[key])
     finally:
         trainer.close()
         trainer.ctx.close()
@@ -514,38 +524,6 @@ def test_bf16_compute_dtype_update_runs_close_to_fp32_with_float32_weights(tiny_
     assert all(v.dtype == torch.float32 for v in mixed["state_dict"].values())
     assert not torch.equal(mixed_log_probs, fp32_log_probs)
     torch.testing.assert_close(mixed_log_probs, fp32_log_probs, atol=0.2, rtol=0.05)
-
-
-def test_a_run_with_bf16_compute_trains_and_syncs_the_backend(corridor, tiny_model_dir, tmp_path):
-    from skillzero.core.training import Trainer
-
-    cfg = validate(
-        compose(
-            _overrides(
-                tiny_model_dir,
-                tmp_path / "run",
-                "trainer.total_steps=1",
-                "trainer.optim.lr=1e-3",
-                "trainer.plots=false",
-                "model.compute_dtype=bfloat16",
-            )
-        )
-    )
-    trainer = Trainer(cfg)
-    try:
-        assert trainer.backend.compute_dtype is torch.bfloat16
-        before = {k: v.clone() for k, v in trainer.backend.model.state_dict().items()}
-        trainer.fit()
-        after = trainer.backend.model.state_dict()
-        trained = trainer.policy.full_state_dict()
-        changed = [k for k in before if not torch.equal(before[k], after[k])]
-        assert changed
-        for key in changed:
-            assert after[key].dtype == torch.float32
-            assert torch.equal(after[key], trained[key])
-    finally:
-        trainer.close()
-        trainer.ctx.close()
 
 
 def test_trainable_layers_update_only_the_top_blocks(tiny_model_dir):

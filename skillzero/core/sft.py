@@ -671,9 +671,10 @@ WARM_START_MARKER = "COMPLETE"
 WARM_START_SUMMARY = "summary.json"
 
 
-def warm_start_key(cfg: DictConfig, task_ids: Sequence[str], device_type: str = "cpu") -> str:
-    """A hash of everything that shapes the SFT checkpoint: the base model, the env's
-    prompt and format settings, the training tasks, the skills and the sft settings."""
+def warm_start_key(cfg: DictConfig, task_ids: Sequence[str], device_type: str) -> str:
+    """A hash of everything that shapes the SFT checkpoint: the base model and the
+    precision it computes in on ``device_type``, the env's prompt and format settings, the
+    training tasks, the skills and the sft settings."""
     from skillzero.core.models import resolve_compute_dtype, resolve_model_path
 
     env = to_container(cfg.env)

@@ -243,38 +243,27 @@ class TransformersBackend(RolloutBackend):
 
         results: list[list[Generation | None]] = [[None] * params.n for _ in keys]
         # One autocast context for the whole call: the weights are cast once, not at
-        # every decoded token.
+        # every decoded token. Batches of whole prompts (all rows of a prompt decode
+        # together), in prompt order.
         with autocast(self.device.type, self.compute_dtype):
-            self._generate_batches(distinct, rows_of, results, params, generator)
+            start = 0
+            while start < len(distinct):
+                end, rows = start, 0
+                while end < len(distinct) and (
+                    end == start or rows + len(rows_of[end]) <= self.max_batch_rows
+                ):
+                    rows += len(rows_of[end])
+                    end += 1
+                batch_rows = [row for d in range(start, end) for row in rows_of[d]]
+                row_prompt = [d - start for d in range(start, end) for _ in rows_of[d]]
+                for (p, s), generation in zip(
+                    batch_rows,
+                    self._generate_batch(distinct[start:end], row_prompt, params, generator),
+                    strict=True,
+                ):
+                    results[p][s] = generation
+                start = end
         return [[g for g in gens if g is not None] for gens in results]
-
-    def _generate_batches(
-        self,
-        distinct: list[tuple[int, ...]],
-        rows_of: list[list[tuple[int, int]]],
-        results: list[list[Generation | None]],
-        params: SamplingParams,
-        generator: torch.Generator | None,
-    ) -> None:
-        """Batches of whole prompts (all rows of a prompt decode together), in prompt
-        order; each row's generation lands in ``results``."""
-        start = 0
-        while start < len(distinct):
-            end, rows = start, 0
-            while end < len(distinct) and (
-                end == start or rows + len(rows_of[end]) <= self.max_batch_rows
-            ):
-                rows += len(rows_of[end])
-                end += 1
-            batch_rows = [row for d in range(start, end) for row in rows_of[d]]
-            row_prompt = [d - start for d in range(start, end) for _ in rows_of[d]]
-            for (p, s), generation in zip(
-                batch_rows,
-                self._generate_batch(distinct[start:end], row_prompt, params, generator),
-                strict=True,
-            ):
-                results[p][s] = generation
-            start = end
 
     def _prefill(self, prompt: tuple[int, ...]) -> tuple[list[Any], torch.Tensor]:
         """The prompt's per-layer cache (keys and values of every prompt token) and the
