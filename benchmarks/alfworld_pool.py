@@ -32,8 +32,9 @@ answer without the engine). Designs:
 ``EnvPool on Ray, W actor(s)``
     skillzero's pool with the ``ray`` backend: W Ray actors (0.25 CPU each) holding
     ``envs / W`` envs each, one Ray call per actor per step. The local cluster is started
-    as the backend starts one (no dashboard); the Ray processes (GCS, raylet, agents)
-    count in its memory as in the design above.
+    as the backend starts one (``init_ray``: lean, see ``docs/scale.md``), in both Ray
+    designs the same way and with the same ``log_to_driver`` (``--ray-log-to-driver``);
+    the Ray processes (GCS, raylet, agents) count in its memory as in the design above.
 
 Reported per design: start-up seconds (imports, env construction), env steps per second
 over the step calls, and over step *and* reset calls ("incl. resets", the number that
@@ -357,11 +358,12 @@ class VerlRayWorker:
         return obs, bool(info["won"]), dict(TIMERS)
 
 
-def start_local_ray() -> Any:
-    """A local Ray cluster of every core, as the ``ray`` worker backend starts one."""
+def start_local_ray(spec: Mapping[str, Any]) -> Any:
+    """A local Ray cluster of every core, as the ``ray`` worker backend starts one (the
+    workers' output streamed to the driver or not, as ``--ray-log-to-driver`` says)."""
     from skillzero.core.ray_cluster import init_ray
 
-    return init_ray(num_cpus=os.cpu_count(), log_to_driver=False)
+    return init_ray(num_cpus=os.cpu_count(), log_to_driver=spec["ray_log_to_driver"])
 
 
 def run_ray_per_actor(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,7 +372,7 @@ def run_ray_per_actor(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     rounds = workload(spec)
-    ray = start_local_ray()
+    ray = start_local_ray(spec)
     games = split_games(spec)
     worker = ray.remote(VerlRayWorker).options(num_cpus=0.1)
     actors = [worker.remote(games) for _ in range(spec["envs"])]
@@ -418,7 +420,7 @@ def run_pool(spec: Mapping[str, Any], workers: int, backend: str = "process") ->
     if backend == "ray":
         from skillzero.core.ray_pool import RayWorkerBackend
 
-        start_local_ray()
+        start_local_ray(spec)
         worker_backend = RayWorkerBackend(num_cpus=0.25)
     else:
         worker_backend = ProcessWorkerBackend(start_method="spawn")
@@ -546,7 +548,9 @@ def report(
     lines = [
         f"ALFWorld env pool: {spec['envs']} envs, group size {spec['group_size']}, "
         f"{spec['episodes']} episodes per env, split {spec['split']}, "
-        f"{os.cpu_count()} CPU cores; ratios against: {TITLES[baseline]}",
+        f"{os.cpu_count()} CPU cores; Ray workers' output streamed to the driver: "
+        f"{'yes' if spec.get('ray_log_to_driver', True) else 'no'}; "
+        f"ratios against: {TITLES[baseline]}",
         "",
         "| design | start-up s | steps | steps/s | steps/s incl. resets | vs baseline "
         "| peak RSS (all processes) | vs baseline | peak PSS (all processes) | vs baseline |",
@@ -603,6 +607,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", default=BASELINE, choices=DESIGNS, help="the design ratios compare with"
     )
+    parser.add_argument(
+        "--ray-log-to-driver",
+        choices=("yes", "no"),
+        default="no",
+        help="Ray designs: stream the workers' output to the driver (yes: Ray's default, "
+        "which runs a log monitor process) or not (no: the default here)",
+    )
     parser.add_argument("--json", help="also write the raw numbers to this file")
     parser.add_argument("--run", choices=DESIGNS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -644,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "group_size": args.group_size,
         "episodes": args.episodes,
         "seed": args.seed,
+        "ray_log_to_driver": args.ray_log_to_driver == "yes",
     }
     results = {}
     for design in designs:

@@ -309,6 +309,47 @@ def test_noops_change_nothing(fidelity: dict[str, Any]) -> None:
         assert ours[4].admissible_actions == after_look.admissible_actions
 
 
+def test_translations_with_the_caches_equal_fast_downwards(
+    engine_installed: None, sample_tasks: list[Task]
+) -> None:
+    """The cached translator (the optimised translation re-using the plain one's
+    exploration) writes exactly the SAS texts fast-downward writes without the caches, and
+    keeps no exploration once a game's two translations are done."""
+    import fast_downward
+
+    from skillzero.plugins.alfworld import engine
+
+    games = [json.loads(Path(t.payload["game_file"]).read_text()) for t in sample_tasks[:4]]
+
+    def translate_all() -> list[tuple[str, str, list[str]]]:
+        argv = list(sys.argv)  # the translator overwrites sys.argv
+        try:
+            out = []
+            for game in games:
+                domain, problem = game["pddl_domain"], game["pddl_problem"]
+                task, plain = fast_downward.pddl2sas(domain, problem)
+                _, optimised = fast_downward.pddl2sas(domain, problem, optimize=True)
+                out.append((plain, optimised, [a.name for a in task.actions]))
+            return out
+        finally:
+            sys.argv[:] = argv
+
+    was_installed = engine.engine_caches_installed()
+    engine.uninstall_engine_caches()
+    try:
+        original = translate_all()
+        engine.install_engine_caches()
+        cached = translate_all()
+        explore = engine.engine_cache_stats()["explore"]
+    finally:
+        engine.uninstall_engine_caches()
+        if was_installed:
+            engine.install_engine_caches()
+    assert cached == original
+    assert explore == {"hits": len(games), "misses": len(games), "size": 0}
+    assert len({plain for plain, _, _ in original}) == len(games)  # different games
+
+
 def test_sample_walkthroughs_win_through_the_pool(
     fidelity: dict[str, Any], sample_tasks: list[Task]
 ) -> None:

@@ -545,6 +545,45 @@ def test_ray_workers_get_the_drivers_extra_paths_but_not_vendored_folders(
     assert not any(p.startswith(site.getsitepackages()[0]) for p in extra)
 
 
+def test_local_head_is_started_lean_and_the_ray_parameters_restored(ray_local) -> None:
+    """The session's local cluster (started by ``init_ray`` with ``log_to_driver=False``)
+    runs the GCS and the raylet but neither the autoscaler monitor nor the log monitor,
+    and ``ray.init``'s parameter class is Ray's own again afterwards."""
+    from ray._private import ray_constants, worker
+    from ray._private.parameter import RayParams
+
+    started = set(worker._global_node.all_processes)
+    assert {ray_constants.PROCESS_TYPE_GCS_SERVER, ray_constants.PROCESS_TYPE_RAYLET} <= started
+    assert ray_constants.PROCESS_TYPE_MONITOR not in started
+    assert ray_constants.PROCESS_TYPE_LOG_MONITOR not in started
+    assert isinstance(RayParams, type)
+    assert ray_local.cluster_resources()["CPU"] == 2
+
+
+@pytest.mark.parametrize("log_to_driver", [True, False])
+def test_lean_head_parameters(log_to_driver: bool) -> None:
+    """Inside the lean-head context, the parameters ``ray.init`` builds a head from leave
+    out the autoscaler monitor, and the log monitor only when nothing reads it; settings
+    given explicitly win; outside it, Ray's defaults."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (the `ray` extra)")
+    from ray._private import parameter
+
+    from skillzero.core.ray_cluster import _lean_local_head
+
+    original = parameter.RayParams
+    with _lean_local_head(ray, log_monitor=log_to_driver):
+        lean = parameter.RayParams(num_cpus=1)
+        explicit = parameter.RayParams(no_monitor=False, include_log_monitor=True)
+    assert parameter.RayParams is original
+    assert lean.no_monitor is True
+    assert lean.include_log_monitor is (None if log_to_driver else False)
+    assert explicit.no_monitor is False
+    assert explicit.include_log_monitor is True
+    defaults = original()
+    assert defaults.no_monitor is False
+    assert defaults.include_log_monitor is None
+
+
 def test_ray_request_larger_than_the_cluster_fails_at_once(ray_local) -> None:
     from skillzero.core.ray_pool import RayWorkerBackend
 

@@ -7,9 +7,9 @@ message naming the extra when it is missing.
 :func:`init_ray` connects this process to the cluster once. ``address`` (or
 ``$RAY_ADDRESS``) joins an existing cluster (``ray start --head`` on the first node,
 ``ray start --address=...`` on the others); without one, a local single-node cluster is
-started with ``num_cpus`` CPUs. Either way the job's workers get this process's extra
-``sys.path`` entries (a checkout, ``tests/``), so env and backend factories named by
-``"module:attribute"`` import there as they do here.
+started with ``num_cpus`` CPUs, lean (see :func:`init_ray`). Either way the job's
+workers get this process's extra ``sys.path`` entries (a checkout, ``tests/``), so env
+and backend factories named by ``"module:attribute"`` import there as they do here.
 
 Ray queues an actor whose resource request cannot be met and waits for ever, which is how
 small machines stall at worker registration. The actors this process creates therefore
@@ -19,11 +19,14 @@ that the whole cluster cannot hold next to the ones this process already made.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import site
 import sys
 import sysconfig
 import threading
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -74,6 +77,39 @@ def _extra_sys_path() -> list[str]:
     return extra
 
 
+@contextlib.contextmanager
+def _lean_local_head(ray: ModuleType, *, log_monitor: bool) -> Iterator[None]:
+    """While ``ray.init`` starts a local head, leave out the autoscaler monitor (and the log
+    monitor unless ``log_monitor``).
+
+    ``ray.init`` has no setting for either; only ``ray start`` does (``--no-monitor``,
+    ``--include-log-monitor=false``). Both are fields of the parameters ``ray.init`` builds
+    its head from (``ray._private.parameter.RayParams``), so this sets their defaults for
+    the duration of the call. A Ray without those fields gets its usual head.
+    """
+    parameter = getattr(getattr(ray, "_private", None), "parameter", None)
+    params_class = getattr(parameter, "RayParams", None)
+    try:
+        fields = set(inspect.signature(params_class).parameters) if params_class else set()
+    except (TypeError, ValueError):
+        fields = set()
+    if not {"no_monitor", "include_log_monitor"} <= fields:
+        yield
+        return
+
+    def lean_params(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("no_monitor", True)
+        if not log_monitor:
+            kwargs.setdefault("include_log_monitor", False)
+        return params_class(*args, **kwargs)
+
+    parameter.RayParams = lean_params
+    try:
+        yield
+    finally:
+        parameter.RayParams = params_class
+
+
 def init_ray(
     address: str | None = None,
     *,
@@ -88,8 +124,19 @@ def init_ray(
 
     ``address``: a cluster address (``"auto"``, ``"10.0.0.1:6379"``, ``"ray://..."``);
     None means ``$RAY_ADDRESS`` when set, else a new local cluster of ``num_cpus`` CPUs
-    (all cores when None) without the dashboard and without prestarted idle workers.
-    Later calls return at once: the first caller's settings win.
+    (all cores when None), started lean, without Ray's processes that a single machine's
+    fixed cluster does not use (about 0.3 GiB):
+
+    - the dashboard (its head process stays: Ray always starts it, with only usage stats),
+    - idle workers prestarted when the driver connects (one per CPU, ~80 MB each; pool and
+      engine actors start their own),
+    - the autoscaler monitor (nothing to scale: the cluster is this machine),
+    - the log monitor when ``log_to_driver=False`` (in ``init_kwargs``; it streams the
+      workers' output to the driver, which then does not read it; the output stays in
+      the session's log files).
+
+    For Ray's full set of processes, start the head yourself (``ray start --head``) and
+    pass its address. Later calls return at once: the first caller's settings win.
     """
     ray = require_ray(what)
     with _lock:
@@ -122,7 +169,8 @@ def init_ray(
                 kwargs["num_cpus"] = num_cpus
             if object_store_memory is not None:
                 kwargs["object_store_memory"] = int(object_store_memory)
-            ray.init(**kwargs)
+            with _lean_local_head(ray, log_monitor=bool(kwargs.get("log_to_driver", True))):
+                ray.init(**kwargs)
         return ray
 
 
