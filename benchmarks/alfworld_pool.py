@@ -549,7 +549,7 @@ def report(
         f"ALFWorld env pool: {spec['envs']} envs, group size {spec['group_size']}, "
         f"{spec['episodes']} episodes per env, split {spec['split']}, "
         f"{os.cpu_count()} CPU cores; Ray workers' output streamed to the driver: "
-        f"{'yes' if spec.get('ray_log_to_driver', True) else 'no'}; "
+        f"{'yes' if spec['ray_log_to_driver'] else 'no'}; "
         f"ratios against: {TITLES[baseline]}",
         "",
         "| design | start-up s | steps | steps/s | steps/s incl. resets | vs baseline "

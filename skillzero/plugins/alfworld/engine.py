@@ -106,32 +106,21 @@ class _LRU:
         self.hits = 0
         self.misses = 0
 
-    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+    def get_or_make(self, key: Any, make: Callable[[], Any], take: bool = False) -> Any:
+        """The value kept for ``key`` (a hit; ``take``: removed from the map), or a new
+        one from ``make()``, kept (a miss)."""
         with self.lock:
             if key in self.data:
-                self.data.move_to_end(key)
                 self.hits += 1
+                if take:
+                    return self.data.pop(key)
+                self.data.move_to_end(key)
                 return self.data[key]
         value = make()
         with self.lock:
             self.misses += 1
             self.data[key] = value
             self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-        return value
-
-    def take_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
-        """The value kept for ``key``, removed from the map (a hit); or a new one, kept
-        for the next call with ``key`` (a miss)."""
-        with self.lock:
-            if key in self.data:
-                self.hits += 1
-                return self.data.pop(key)
-        value = make()
-        with self.lock:
-            self.misses += 1
-            self.data[key] = value
             while len(self.data) > self.size:
                 self.data.popitem(last=False)
         return value
@@ -217,7 +206,7 @@ def install_engine_caches(translation_cache_size: int = TRANSLATION_CACHE_SIZE) 
             key = getattr(translating, "key", None)
             if key is None:  # a translation not started through pddl2sas
                 return explore(task)
-            return explore_cache.take_or_make(key, lambda: explore(task))
+            return explore_cache.get_or_make(key, lambda: explore(task), take=True)
 
         def translate(domain: str, problem: str, *args: Any, **kwargs: Any) -> Any:
             translating.key = (domain, problem)
